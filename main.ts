@@ -1,0 +1,13 @@
+#!/usr/bin/env bun
+/** fail2ts entry point. */
+import { runMain } from "./src/cli/main.ts";
+
+runMain(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    process.stderr.write(`fail2ts: ${e}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,381 @@
+/**
+ * Runs a compiled filter over a stream of lines: date detection, prefregex, failregex,
+ * ignoreregex, multi-line buffers and Fail2ban's multi-line failure ids (<F-MLFID>,
+ * <F-NOFAIL>, <F-MLFFORGET>, <F-MLFGAINED>). Pure: no I/O, no timers; time comes in.
+ * One FilterMatcher per log stream (its state is that stream's sessions).
+ */
+import { type HostKind, isLooseIPv4, normalizeHost } from "../util/ip.ts";
+import type { CompiledFilter, CompiledRegex } from "./compile.ts";
+
+export type IdKind = HostKind | "raw";
+
+export interface Failure {
+  /** Normalised address or DNS name (lower case), or a raw failure id. */
+  id: string;
+  kind: IdKind;
+  /** Epoch seconds of the line, or null when it had none. */
+  time: number | null;
+  /** Index of the failregex that matched. */
+  regex: number;
+  /** Captured fields: user, users, and any <F-NAME> capture. */
+  fields: Record<string, string | string[]>;
+  /** The log lines of this failure (for actions and `attempts`). */
+  matches: string[];
+}
+
+export interface LineResult {
+  time: number | null;
+  dateTemplate: string | null;
+  failure: Failure | null;
+  /** Index of the failregex that matched, even when it gave no failure (helper/nofail). */
+  regex: number;
+  /** An ignoreregex matched. */
+  ignored: boolean;
+  /** A captured host that is neither an address nor a DNS name (hostile or broken line). */
+  invalidHost: string | null;
+}
+
+export interface MatcherOptions {
+  /** Epoch seconds now (for lines without a date when fallback is "now"). */
+  now?: () => number;
+  /** What a line without a date gets: null (report as is), the last date seen, or now. */
+  noDate?: "none" | "last" | "now";
+}
+
+interface Tuple {
+  pre: string;
+  date: string;
+  post: string;
+}
+
+type Fail = Record<string, unknown>;
+
+/** Group names that steer the engine and are not reported as fields. */
+const INTERNAL = new Set([
+  "content",
+  "mlfid",
+  "nofail",
+  "mlfforget",
+  "mlfgained",
+  "mlfpending",
+  "matches",
+  "nofail-matches",
+]);
+
+const MLFID_MAX = 1000;
+const MLFID_TTL = 300;
+
+const EMPTY: LineResult = Object.freeze({
+  time: null,
+  dateTemplate: null,
+  failure: null,
+  regex: -1,
+  ignored: false,
+  invalidHost: null,
+}) as LineResult;
+
+function tupleText(t: Tuple): string {
+  return t.pre + t.post;
+}
+
+function lineOf(t: Tuple): string {
+  return t.pre + t.date + t.post;
+}
+
+function truthy(v: unknown): boolean {
+  return v !== undefined && v !== null && v !== "" && v !== 0 && v !== false;
+}
+
+interface MatchInfo {
+  matched: Tuple[];
+  unmatched: Tuple[];
+}
+
+export class FilterMatcher {
+  private buffer: Tuple[] = [];
+  private readonly mlfid = new Map<string, { expires: number; fail: Fail }>();
+  private lastTime: number | null = null;
+  private lastDateText = "";
+  private readonly now: () => number;
+  private readonly noDate: "none" | "last" | "now";
+  private readonly multiline: boolean;
+
+  constructor(
+    readonly filter: CompiledFilter,
+    opts: MatcherOptions = {},
+  ) {
+    this.now = opts.now ?? (() => Date.now() / 1000);
+    this.noDate = opts.noDate ?? "none";
+    this.multiline = filter.maxlines > 1;
+  }
+
+  /** Processes one line. `time` is given by sources that know it (the journal). */
+  processLine(line: string, time?: number): LineResult {
+    const f = this.filter;
+    let tuple: Tuple;
+    let t: number | null = null;
+    let template: string | null = null;
+    if (time !== undefined || f.journal) {
+      tuple = { pre: "", date: "", post: line };
+      t = time ?? this.now();
+    } else {
+      const m = f.dates.none ? null : f.dates.match(line);
+      if (m) {
+        tuple = { pre: line.slice(0, m.start), date: line.slice(m.start, m.end), post: line.slice(m.end) };
+        t = m.time;
+        template = m.template;
+        this.lastTime = t;
+        this.lastDateText = tuple.date;
+      } else {
+        tuple = { pre: "", date: "", post: line };
+        if (f.dates.none || this.noDate === "now") t = this.now();
+        else if (this.noDate === "last") t = this.lastTime;
+        void this.lastDateText;
+      }
+    }
+    return this.find(tuple, t, template);
+  }
+
+  private find(tuple: Tuple, time: number | null, template: string | null): LineResult {
+    const f = this.filter;
+    let org: Tuple[];
+    if (this.multiline) {
+      this.buffer.push(tuple);
+      if (this.buffer.length > f.maxlines) this.buffer.splice(0, this.buffer.length - f.maxlines);
+      org = this.buffer;
+    } else {
+      org = [tuple];
+      this.buffer = org;
+    }
+    let buf: string | null = this.multiline ? org.map(tupleText).join("\n") + "\n" : tupleText(tuple);
+    const base = (over: Partial<LineResult>): LineResult =>
+      over.regex === undefined && over.failure === undefined && time === null && template === null
+        ? EMPTY
+        : { time, dateTemplate: template, failure: null, regex: -1, ignored: false, invalidHost: null, ...over };
+
+    let pre: Fail | null = null;
+    if (f.pref) {
+      const pm = f.pref.re.exec(buf);
+      if (!pm) return base({});
+      pre = { ...pm.groups };
+      const content = pre.content as string | undefined;
+      delete pre.content;
+      if (content) {
+        this.buffer = [{ pre: "", date: "", post: content }];
+        buf = this.multiline ? content + "\n" : content;
+      }
+    }
+
+    for (let i = 0; i < f.fail.length; i++) {
+      const rx = f.fail[i]!;
+      if (buf === null) buf = this.multiline ? this.buffer.map(tupleText).join("\n") + "\n" : tupleText(this.buffer[0]!);
+      rx.re.lastIndex = 0;
+      const m = rx.re.exec(buf);
+      if (!m) continue;
+      const info = this.multiline ? matchedLines(m, rx, org) : { matched: org, unmatched: [] };
+      if (f.ignore.length > 0 && this.ignored(buf, info)) {
+        if (this.multiline) this.buffer = info.unmatched;
+        return base({ regex: i, ignored: true });
+      }
+      if (this.multiline) {
+        this.buffer = info.unmatched;
+        buf = null;
+      }
+      let fail: Fail = { ...m.groups };
+      for (const [k, target] of rx.alt) {
+        const v = fail[k];
+        if (truthy(v) && !truthy(fail[target])) fail[target] = v;
+      }
+      if (pre) fail = { ...pre, ...fail };
+      const matchedText = info.matched.map(lineOf);
+      const mlfid = fail.mlfid as string | undefined;
+      if (mlfid !== undefined && mlfid !== null) {
+        fail = this.merge(mlfid, fail, matchedText, time);
+        if (truthy(fail.nofail)) return base({ regex: i });
+      } else {
+        fail.matches = ((fail.matches as string[] | undefined) ?? []).concat(matchedText);
+      }
+      const fid = fail.fid as string | undefined;
+      let host: string | undefined;
+      let hint: HostKind | undefined;
+      if (truthy(fail.ip4)) {
+        host = fail.ip4 as string;
+        hint = "ip4";
+      } else if (truthy(fail.ip6)) {
+        host = fail.ip6 as string;
+        hint = "ip6";
+      } else if (truthy(fail.dns)) {
+        host = fail.dns as string;
+        hint = "dns";
+      } else if (truthy(fid)) {
+        host = fid;
+      }
+      if (host === undefined) {
+        fail.mlfpending = 1;
+        return base({ regex: i });
+      }
+      let id: string;
+      let kind: IdKind;
+      const fields: Record<string, string | string[]> = {};
+      if (hint) {
+        const h = normalizeHost(host, hint);
+        if (!h) {
+          // "192.0.2.09": not an address (leading zeros read as octal by some tools), but the
+          // id of a failure all the same; it is counted and never handed to a firewall.
+          if (hint === "ip4" && isLooseIPv4(host)) {
+            id = host;
+            kind = "raw";
+          } else return base({ regex: i, invalidHost: host });
+        } else if (truthy(fid) && fid !== host) {
+          id = fid!;
+          kind = "raw";
+          fields.ip = h.value;
+        } else {
+          id = h.value;
+          kind = h.kind;
+        }
+      } else {
+        // A raw failure id (<F-ID>): an address when it is one, else kept as text.
+        const h = normalizeHost(host);
+        id = h ? h.value : host;
+        kind = h ? h.kind : "raw";
+        if (/[\0-\x1f\x7f]/.test(id) || id.length > 256) return base({ regex: i, invalidHost: host });
+      }
+      for (const [k, v] of Object.entries(fail)) {
+        if (v === undefined || v === null || INTERNAL.has(k) || k.startsWith("skiplines")) continue;
+        if (v instanceof Set) fields[k] = [...v].map(String);
+        else if (typeof v === "string") fields[k] = v;
+        else if (typeof v === "number") fields[k] = String(v);
+      }
+      const failure: Failure = {
+        id,
+        kind,
+        time,
+        regex: i,
+        fields,
+        matches: (fail.matches as string[] | undefined) ?? matchedText,
+      };
+      return base({ regex: i, failure });
+    }
+    return base({});
+  }
+
+  private ignored(buf: string, info: MatchInfo): boolean {
+    const text = this.multiline ? info.matched.map(tupleText).join("\n") + "\n" : buf;
+    for (const rx of this.filter.ignore) {
+      rx.re.lastIndex = 0;
+      if (rx.re.test(text)) return true;
+    }
+    return false;
+  }
+
+  private cacheGet(id: string, now: number): Fail | undefined {
+    const e = this.mlfid.get(id);
+    if (!e) return undefined;
+    if (e.expires > now) return e.fail;
+    this.mlfid.delete(id);
+    return undefined;
+  }
+
+  private cacheSet(id: string, fail: Fail, now: number): void {
+    if (this.mlfid.size >= MLFID_MAX) {
+      for (const [k, v] of this.mlfid) {
+        this.mlfid.delete(k);
+        if (v.expires > now && this.mlfid.size < MLFID_MAX) break;
+      }
+    }
+    this.mlfid.delete(id);
+    this.mlfid.set(id, { expires: now + MLFID_TTL, fail });
+  }
+
+  /** Fail2ban's multi-line failure merge (mlfid sessions), with the same flags. */
+  private merge(mlfid: string, fail: Fail, matched: string[], time: number | null): Fail {
+    const now = time ?? this.now();
+    const cached = this.cacheGet(mlfid, now);
+    let users: Set<string> | undefined;
+    let flags = 0;
+    if (truthy(fail.mlfgained)) {
+      flags |= 8 | 1;
+      if (!truthy(fail.nofail)) fail.nofail = fail.mlfgained;
+    } else if (truthy(fail.nofail)) flags |= 1;
+    if (truthy(fail.mlfforget)) flags |= 2;
+    delete fail.mlfforget;
+    if (cached) {
+      users = updateUsers(cached, fail.user);
+      if (truthy(cached.nofail)) flags |= 4;
+      delete cached.nofail;
+      if (truthy(cached.mlfgained)) flags |= 4;
+      delete cached.mlfgained;
+      if (flags & 8) delete cached.mlfpending;
+      if ((flags & 4) === 0 && !truthy(cached.mlfpending)) delete cached.matches;
+      for (const [k, v] of Object.entries(fail)) if (v !== undefined && v !== null) cached[k] = v;
+      fail = cached;
+      if (flags & 2) this.mlfid.delete(mlfid);
+    } else if (!(flags & 2)) {
+      users = updateUsers(fail, fail.user);
+      this.cacheSet(mlfid, fail, now);
+    }
+    const pending = truthy(fail.mlfpending);
+    delete fail.mlfpending;
+    if (pending || (users && users.size > 1)) {
+      delete fail.nofail;
+      delete fail.mlfgained;
+      flags &= ~(8 | 1);
+    }
+    if ((flags & 1) === 0) {
+      const m = ((fail["nofail-matches"] as string[] | undefined) ?? []).concat(
+        (fail.matches as string[] | undefined) ?? [],
+      );
+      delete fail["nofail-matches"];
+      fail.matches = (flags & 8) === 0 ? m.concat(matched) : m;
+    } else if ((flags & 3) === 1) {
+      fail["nofail-matches"] = ((fail["nofail-matches"] as string[] | undefined) ?? []).concat(matched);
+    }
+    return fail;
+  }
+}
+
+function updateUsers(fail: Fail, user: unknown): Set<string> | undefined {
+  let users = fail.users as Set<string> | undefined;
+  if (typeof user === "string" && user !== "") {
+    if (!users) fail.users = users = new Set();
+    users.add(user);
+  }
+  return users;
+}
+
+/** Which buffered lines a multi-line match covers (Fail2ban's matched/unmatched tuple lines). */
+function matchedLines(m: RegExpExecArray, rx: CompiledRegex, org: Tuple[]): MatchInfo {
+  if (org.length <= 1) return { matched: org, unmatched: [] };
+  const s = m.input;
+  const start = m.index;
+  const end = start + m[0].length;
+  const lineStart = s.lastIndexOf("\n", start) + 1;
+  let lineEnd = s.indexOf("\n", Math.max(end - 1, 0));
+  lineEnd = lineEnd < 0 ? s.length : lineEnd + 1;
+  const count = (a: number, b: number) => {
+    let c = 0;
+    for (let i = a; i < b; i++) if (s.charCodeAt(i) === 10) c++;
+    return c;
+  };
+  const c1 = count(0, lineStart);
+  const c2 = count(0, lineEnd);
+  const matched = org.slice(c1, c2);
+  const unmatched = org.slice(0, c1);
+  if (rx.skiplines > 0 && m.groups) {
+    let skipped = "";
+    for (let k = 0; k < rx.skiplines; k++) skipped += m.groups[`skiplines${k}`] ?? "";
+    let n = 0;
+    for (const sl of skipped.split("\n").filter((x, i, a) => i < a.length - 1 || x !== "")) {
+      for (let j = n; j < matched.length; j++) {
+        if (tupleText(matched[j]!) === sl) {
+          unmatched.push(matched.splice(j, 1)[0]!);
+          n = j;
+          break;
+        }
+      }
+    }
+  }
+  unmatched.push(...org.slice(c2));
+  return { matched, unmatched };
+}

@@ -18,7 +18,7 @@ function step(name: string, argv: string[], opts: { capture?: boolean } = {}): {
     stderr: opts.capture ? "pipe" : "inherit",
     env: { ...process.env, FORCE_COLOR: "0" },
   });
-  const out = opts.capture ? p.stdout.toString() + p.stderr.toString() : "";
+  const out = opts.capture ? `${p.stdout?.toString() ?? ""}${p.stderr?.toString() ?? ""}` : "";
   if (opts.capture) process.stdout.write(out);
   const ok = p.exitCode === 0;
   if (!ok) process.stdout.write(`== ${name} FAILED (exit ${p.exitCode})\n`);
@@ -46,14 +46,16 @@ if (!existsSync(scorer)) {
     .split("\n")
     .map((l) => l.replace(/#.*/, "").trim())
     .filter(Boolean);
-  const r = step("conformance", ["python3", scorer, "--bin", `${root}dist/fail2ts`, "--json"], { capture: true });
-  const json = r.out
-    .split("\n")
-    .find((l) => l.startsWith("{"));
+  const r = step("conformance", ["python3", scorer, "--bin", `${root}dist/fail2ts`, "--json"], {
+    capture: true,
+  });
+  const json = r.out.split("\n").find((l) => l.startsWith("{"));
   const per: Record<string, [number, number]> = json ? JSON.parse(json).per_filter : {};
   const lost = want.filter((n) => !per[n] || per[n][0] !== per[n][1]);
   if (lost.length > 0) {
-    process.stdout.write(`== conformance ratchet FAILED: no longer perfect: ${lost.map((n) => `${n} ${per[n]?.join("/") ?? "(not run)"}`).join(", ")}\n`);
+    process.stdout.write(
+      `== conformance ratchet FAILED: no longer perfect: ${lost.map((n) => `${n} ${per[n]?.join("/") ?? "(not run)"}`).join(", ")}\n`,
+    );
     gateFailures++;
   } else {
     process.stdout.write(`== conformance ratchet: all ${want.length} listed filters perfect\n`);

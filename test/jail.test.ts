@@ -32,7 +32,14 @@ describe("jail decisions", () => {
     const v = j.failure({ id: "192.0.2.1", time: 1200, matches: ["l3"] });
     expect(v.kind).toBe("ban");
     if (v.kind !== "ban") return;
-    expect(v.ban).toMatchObject({ id: "192.0.2.1", time: 1200, bantime: 600, failures: 3, firstFailure: 1000, count: 0 });
+    expect(v.ban).toMatchObject({
+      id: "192.0.2.1",
+      time: 1200,
+      bantime: 600,
+      failures: 3,
+      firstFailure: 1000,
+      count: 0,
+    });
   });
 
   test("failures older than findtime fall out of the window", () => {
@@ -80,7 +87,9 @@ describe("jail decisions", () => {
     expect(incrementedBantime(600, 9, p)).toBe(18000);
     expect(incrementedBantime(3600, 9, p)).toBe(86400);
     expect(incrementedBantime(-1, 3, p)).toBe(-1);
-    expect(incrementedBantime(600, 1, { ...NO_INCREMENT, enabled: true, rndtime: 100 }, () => 0.5)).toBe(1250);
+    expect(incrementedBantime(600, 1, { ...NO_INCREMENT, enabled: true, rndtime: 100 }, () => 0.5)).toBe(
+      1250,
+    );
   });
 
   test("purge keeps memory flat", () => {

@@ -83,14 +83,26 @@ describe("Fail2ban tags", () => {
     expect(compilePyRegex(expandTags("^<SUBNET>$")).exec("2001:db8::/32")?.groups?.cidr).toBe("32");
   });
   test("<F-NAME> captures, <F-ID/>, <F-PORT/>, id → fid", () => {
-    const re = compilePyRegex(expandTags("^<F-USER>\\w+</F-USER> <F-ALT_USER1>\\w+</F-ALT_USER1> <F-ID>\\d+</F-ID> <F-PORT/> <F-NOFAIL>x</F-NOFAIL>"));
+    const re = compilePyRegex(
+      expandTags(
+        "^<F-USER>\\w+</F-USER> <F-ALT_USER1>\\w+</F-ALT_USER1> <F-ID>\\d+</F-ID> <F-PORT/> <F-NOFAIL>x</F-NOFAIL>",
+      ),
+    );
     expect(re.exec("bob eve 42 ssh x")?.groups).toEqual(
-      Object.assign(Object.create(null), { user: "bob", alt_user1: "eve", fid: "42", fport: "ssh", nofail: "x" }),
+      Object.assign(Object.create(null), {
+        user: "bob",
+        alt_user1: "eve",
+        fid: "42",
+        fport: "ssh",
+        nofail: "x",
+      }),
     );
     expect(compilePyRegex(expandTags("^<F-ID/>$")).exec("abc")?.groups?.fid).toBe("abc");
   });
   test("<F-MLFID>, <F-MLFFORGET>, <F-MLFGAINED> are plain named groups", () => {
-    const g = compilePyRegex(expandTags("<F-MLFID>\\d+</F-MLFID> <F-MLFFORGET><F-MLFGAINED>ok</F-MLFGAINED></F-MLFFORGET>")).exec("7 ok")?.groups;
+    const g = compilePyRegex(
+      expandTags("<F-MLFID>\\d+</F-MLFID> <F-MLFFORGET><F-MLFGAINED>ok</F-MLFGAINED></F-MLFFORGET>"),
+    ).exec("7 ok")?.groups;
     expect(g?.mlfid).toBe("7");
     expect(g?.mlfforget).toBe("ok");
     expect(g?.mlfgained).toBe("ok");

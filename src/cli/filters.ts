@@ -4,7 +4,10 @@ import { builtinFilterNames, builtinSource, loadFilter } from "../filter/index.t
 import { Fail2tsError } from "../util/errors.ts";
 import { out, print, table } from "./style.ts";
 
-const outputOption = () => new Option("-o, --output <format>", "output format").choices(["text", "json"] as const).default("text" as const);
+const outputOption = () =>
+  new Option("-o, --output <format>", "output format")
+    .choices(["text", "json"] as const)
+    .default("text" as const);
 
 export function filtersCommand() {
   const cmd = new Command("filters")
@@ -36,18 +39,36 @@ Examples:
       .addOption(outputOption())
       .action((name, o) => {
         const src = builtinSource(name);
-        if (!src || name.startsWith("_")) throw new Fail2tsError("usage", `no built-in filter named ${JSON.stringify(name)}`);
+        if (!src || name.startsWith("_"))
+          throw new Fail2tsError("usage", `no built-in filter named ${JSON.stringify(name)}`);
         const spec = loadFilter(name);
         const modes = spec.definitions
           .map((d) => /^mode_(.+)$/.exec(d)?.[1])
           .filter((m): m is string => m !== undefined);
         if (o.output === "json") {
-          print(JSON.stringify({ name, description: spec.description, options: spec.declaredOptions, modes, file: src.file, source: src.text }, null, 2));
+          print(
+            JSON.stringify(
+              {
+                name,
+                description: spec.description,
+                options: spec.declaredOptions,
+                modes,
+                file: src.file,
+                source: src.text,
+              },
+              null,
+              2,
+            ),
+          );
           return;
         }
         print(
           `${out.bold(name)}: ${spec.description}`,
-          `options: ${Object.entries(spec.declaredOptions).map(([k, v]) => `${k}=${v}`).join(", ") || "(none)"}`,
+          `options: ${
+            Object.entries(spec.declaredOptions)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(", ") || "(none)"
+          }`,
           ...(modes.length ? [`modes:   ${modes.join(", ")}`] : []),
           `file:    ${src.file}`,
           "",

@@ -4,6 +4,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { Fail2tsError } from "../util/errors.ts";
 import { filtersCommand } from "./filters.ts";
 import { regexTestCommand } from "./regex-test.ts";
+import { scanCommand } from "./scan.ts";
 import { err } from "./style.ts";
 
 export const VERSION: string = pkg.version;
@@ -30,6 +31,7 @@ Environment:
   FAIL2TS_DEBUG=1    show stack traces of errors`,
     );
   program.addCommand(regexTestCommand());
+  program.addCommand(scanCommand());
   program.addCommand(filtersCommand());
   for (const c of program.commands) c.exitOverride().showHelpAfterError("(run with --help for usage)");
   return program;
@@ -48,7 +50,11 @@ export async function runMain(argv: string[]): Promise<number> {
 
 export function reportError(e: unknown): number {
   if (e instanceof CommanderError) {
-    if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") {
+    if (
+      e.code === "commander.helpDisplayed" ||
+      e.code === "commander.version" ||
+      e.code === "commander.help"
+    ) {
       return 0;
     }
     return 2;

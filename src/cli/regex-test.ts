@@ -24,9 +24,13 @@ export function resolveFilterArg(arg: string, opts: Record<string, string>, igno
   if (isFilterPath(arg.split("[")[0]!) || (looksLikeName && builtinSource(name))) {
     spec = loadFilter(arg, opts);
   } else if (looksLikeName && !arg.includes("<")) {
-    throw new Fail2tsError("usage", `no built-in filter named ${JSON.stringify(name)} (see: fail2ts filters)`);
+    throw new Fail2tsError(
+      "usage",
+      `no built-in filter named ${JSON.stringify(name)} (see: fail2ts filters)`,
+    );
   } else {
-    if (Object.keys(opts).length > 0) throw new Fail2tsError("usage", "--opt applies to filters, not to a regex");
+    if (Object.keys(opts).length > 0)
+      throw new Fail2tsError("usage", "--opt applies to filters, not to a regex");
     spec = {
       name: "(regex)",
       file: "argument",
@@ -67,7 +71,12 @@ export function regexTestCommand() {
     .argument("<log>", "log file, '-' for stdin, or one log line as a string")
     .argument("<filter>", "built-in filter (sshd, 'sshd[mode=aggressive]'), a filter file, or a failregex")
     .argument("[ignoreregex]", "an extra ignoreregex")
-    .option("--opt <key=value>", "set a filter option (repeatable)", collectKeyValue, {} as Record<string, string>)
+    .option(
+      "--opt <key=value>",
+      "set a filter option (repeatable)",
+      collectKeyValue,
+      {} as Record<string, string>,
+    )
     .option("--now <epoch>", "the current time, for dates without a year", parseEpoch)
     .option("--json", "one JSON object per input line")
     .option("--show-missed", "print the lines that did not match")
@@ -120,7 +129,13 @@ interface HumanOpts {
   max: number;
 }
 
-function runHuman(filter: CompiledFilter, matcher: FilterMatcher, name: string, text: string, o: HumanOpts): void {
+function runHuman(
+  filter: CompiledFilter,
+  matcher: FilterMatcher,
+  name: string,
+  text: string,
+  o: HumanOpts,
+): void {
   const hits = new Array<number>(filter.fail.length).fill(0);
   const dates = new Map<string, number>();
   const matched: Array<[number, LineResult]> = [];
@@ -163,7 +178,11 @@ function runHuman(filter: CompiledFilter, matcher: FilterMatcher, name: string, 
     h("Failregex hits:"),
     ...table([
       ["  #", "hits", "regex"],
-      ...filter.fail.map((r, i) => [`  ${i}`, String(hits[i]), r.text.length > 100 ? `${r.text.slice(0, 97)}...` : r.text]),
+      ...filter.fail.map((r, i) => [
+        `  ${i}`,
+        String(hits[i]),
+        r.text.length > 100 ? `${r.text.slice(0, 97)}...` : r.text,
+      ]),
     ]),
     "",
     h("Date templates:"),
@@ -173,22 +192,36 @@ function runHuman(filter: CompiledFilter, matcher: FilterMatcher, name: string, 
   if (matched.length) {
     print(
       "",
-      h(o.max && nMatched > matched.length ? `Matches (first ${matched.length} of ${nMatched}; --max 0 for all):` : "Matches:"),
+      h(
+        o.max && nMatched > matched.length
+          ? `Matches (first ${matched.length} of ${nMatched}; --max 0 for all):`
+          : "Matches:",
+      ),
       ...table([
         ["  line", "time", "host", "user", "regex"],
         ...matched.map(([n, r]) => {
           const f = r.failure!;
           const user = f.fields.user ?? f.fields.users ?? "";
-          return [`  ${n}`, isoLocal(f.time), out.cyan(f.id), Array.isArray(user) ? user.join(",") : user, `#${f.regex}`];
+          return [
+            `  ${n}`,
+            isoLocal(f.time),
+            out.cyan(f.id),
+            Array.isArray(user) ? user.join(",") : user,
+            `#${f.regex}`,
+          ];
         }),
       ]),
     );
   }
-  if (o.showIgnored && ignoredLines.length) print("", h("Ignored lines:"), ...ignoredLines.map(([n, l]) => `  ${n}: ${l}`));
-  if (o.showMissed && missed.length) print("", h("Missed lines:"), ...missed.map(([n, l]) => `  ${n}: ${out.dim(l)}`));
+  if (o.showIgnored && ignoredLines.length)
+    print("", h("Ignored lines:"), ...ignoredLines.map(([n, l]) => `  ${n}: ${l}`));
+  if (o.showMissed && missed.length)
+    print("", h("Missed lines:"), ...missed.map(([n, l]) => `  ${n}: ${out.dim(l)}`));
 }
 
 function optText(spec: FilterSpec): string {
-  const changed = Object.entries(spec.options).filter(([k, v]) => spec.declaredOptions[k] !== v || k === "mode");
+  const changed = Object.entries(spec.options).filter(
+    ([k, v]) => spec.declaredOptions[k] !== v || k === "mode",
+  );
   return changed.length ? `[${changed.map(([k, v]) => `${k}=${v}`).join(", ")}]` : "";
 }

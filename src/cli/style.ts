@@ -23,7 +23,11 @@ export function warn(msg: string): void {
 export function table(rows: string[][], sep = "  "): string[] {
   const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "").length;
   const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, visible(c))));
+  for (const r of rows) {
+    r.forEach((c, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, visible(c));
+    });
+  }
   return rows.map((r) =>
     r
       .map((c, i) => (i === r.length - 1 ? c : c + " ".repeat(widths[i]! - visible(c))))

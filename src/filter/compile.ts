@@ -48,7 +48,13 @@ function compileEntry(e: RegexEntry, multiline: boolean, tagOpts: TagOptions): C
       if (m) alt.push([n, m[1] === "id" ? "fid" : m[1]!]);
     }
     alt.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-    return { re, text: e.text, where: e.where, skiplines: (expanded.match(/\(\?P<skiplines\d+>/g) ?? []).length, alt };
+    return {
+      re,
+      text: e.text,
+      where: e.where,
+      skiplines: (expanded.match(/\(\?P<skiplines\d+>/g) ?? []).length,
+      alt,
+    };
   } catch (err) {
     if (err instanceof Fail2tsError) throw new Fail2tsError("config", err.message, e.where);
     throw err;
@@ -72,7 +78,8 @@ export function compileFilter(spec: FilterSpec, opts: CompileOptions = {}): Comp
       ...(opts.now ? { now: opts.now } : {}),
     });
   } catch (err) {
-    if (err instanceof Fail2tsError && !err.where) throw new Fail2tsError("config", `datepattern: ${err.message}`, spec.file);
+    if (err instanceof Fail2tsError && !err.where)
+      throw new Fail2tsError("config", `datepattern: ${err.message}`, spec.file);
     throw err;
   }
   return {

@@ -84,13 +84,19 @@ class Resolver {
 
   /** Resolves every `%(x)s` in a string; lists are an error in string context. */
   str(value: string, where: string, depth = 0): string {
-    if (depth > 30) throw new Fail2tsError("config", "interpolation nests too deep (a definition refers to itself?)", where);
+    if (depth > 30)
+      throw new Fail2tsError(
+        "config",
+        "interpolation nests too deep (a definition refers to itself?)",
+        where,
+      );
     let out = value;
     for (let guard = 0; guard < 1000; guard++) {
       const m = REF.exec(out);
       if (!m) return out;
       const v = this.lookup(m[1]!);
-      if (v === undefined) throw new Fail2tsError("config", `unknown option or definition %(${m[1]})s`, where);
+      if (v === undefined)
+        throw new Fail2tsError("config", `unknown option or definition %(${m[1]})s`, where);
       if (Array.isArray(v)) {
         throw new Fail2tsError("config", `%(${m[1]})s is a list; use it as a whole list entry`, where);
       }
@@ -152,7 +158,10 @@ function readDefs(src: FilterSource, table: TomlTable): Map<string, Def> {
   }
   for (const [k, v] of Object.entries(d as TomlTable)) {
     const w = whereOf(src.text, src.file, ["definitions", k]);
-    defs.set(k, Array.isArray(v) ? expectStrings(v, `definitions.${k}`, w) : expectString(v, `definitions.${k}`, w));
+    defs.set(
+      k,
+      Array.isArray(v) ? expectStrings(v, `definitions.${k}`, w) : expectString(v, `definitions.${k}`, w),
+    );
   }
   return defs;
 }
@@ -169,7 +178,8 @@ export function loadFilterSpec(
   const table = parseToml(src.text, src.file);
   const at = (...path: string[]) => whereOf(src.text, src.file, path);
   for (const key of Object.keys(table)) {
-    if (!FILTER_KEYS.has(key)) throw new Fail2tsError("config", `${key}: unknown key in a filter file`, at(key));
+    if (!FILTER_KEYS.has(key))
+      throw new Fail2tsError("config", `${key}: unknown key in a filter file`, at(key));
   }
   const scopes: Scope[] = [{ src, defs: readDefs(src, table) }];
   const includes = table.include === undefined ? [] : expectStrings(table.include, "include", at("include"));
@@ -180,7 +190,12 @@ export function loadFilterSpec(
     if (seen.has(inc)) continue;
     seen.add(inc);
     const isrc = resolve(inc);
-    if (!isrc) throw new Fail2tsError("config", `include: no definitions file named ${JSON.stringify(inc)}`, at("include"));
+    if (!isrc)
+      throw new Fail2tsError(
+        "config",
+        `include: no definitions file named ${JSON.stringify(inc)}`,
+        at("include"),
+      );
     const itable = parseToml(isrc.text, isrc.file);
     scopes.push({ src: isrc, defs: readDefs(isrc, itable) });
     if (itable.include !== undefined) queue.push(...expectStrings(itable.include, "include", isrc.file));
@@ -221,8 +236,11 @@ export function loadFilterSpec(
     if (text.trim() !== "") prefregex = { text, where: w };
   }
   const failregex =
-    table.failregex === undefined ? [] : r.list(expectStrings(table.failregex, "failregex", at("failregex")), listAt("failregex"));
-  if (failregex.length === 0) throw new Fail2tsError("config", "failregex: a filter needs at least one", at("failregex"));
+    table.failregex === undefined
+      ? []
+      : r.list(expectStrings(table.failregex, "failregex", at("failregex")), listAt("failregex"));
+  if (failregex.length === 0)
+    throw new Fail2tsError("config", "failregex: a filter needs at least one", at("failregex"));
   const ignoreregex =
     table.ignoreregex === undefined
       ? []
@@ -237,7 +255,8 @@ export function loadFilterSpec(
   };
   let maxlines = 1;
   if (table.maxlines !== undefined) {
-    const v = typeof table.maxlines === "string" ? Number(r.str(table.maxlines, at("maxlines"))) : table.maxlines;
+    const v =
+      typeof table.maxlines === "string" ? Number(r.str(table.maxlines, at("maxlines"))) : table.maxlines;
     if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 1000) {
       throw new Fail2tsError("config", "maxlines: expected a whole number from 1 to 1000", at("maxlines"));
     }

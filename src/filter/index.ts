@@ -51,11 +51,19 @@ export function loadFilter(ref: string, extra: Record<string, string> = {}): Fil
     return loadFilterSpec(src, opts, resolverFor(slash >= 0 ? name.slice(0, slash) : "."));
   }
   const src = builtinSource(name);
-  if (!src) throw new Fail2tsError("usage", `no built-in filter named ${JSON.stringify(name)} (see: fail2ts filters)`);
+  if (!src)
+    throw new Fail2tsError(
+      "usage",
+      `no built-in filter named ${JSON.stringify(name)} (see: fail2ts filters)`,
+    );
   return loadFilterSpec(src, opts, resolverFor(null));
 }
 
 /** Loads and compiles. */
-export function openFilter(ref: string, extra: Record<string, string> = {}, opts: CompileOptions = {}): CompiledFilter {
+export function openFilter(
+  ref: string,
+  extra: Record<string, string> = {},
+  opts: CompileOptions = {},
+): CompiledFilter {
   return compileFilter(loadFilter(ref, extra), opts);
 }

@@ -43,9 +43,10 @@ export interface MatcherOptions {
 }
 
 interface Tuple {
-  pre: string;
-  date: string;
-  post: string;
+  /** The line with its date cut out: what the regexes see. */
+  text: string;
+  /** The line as read. */
+  line: string;
 }
 
 type Fail = Record<string, unknown>;
@@ -75,11 +76,11 @@ const EMPTY: LineResult = Object.freeze({
 }) as LineResult;
 
 function tupleText(t: Tuple): string {
-  return t.pre + t.post;
+  return t.text;
 }
 
 function lineOf(t: Tuple): string {
-  return t.pre + t.date + t.post;
+  return t.line;
 }
 
 function truthy(v: unknown): boolean {
@@ -95,7 +96,6 @@ export class FilterMatcher {
   private buffer: Tuple[] = [];
   private readonly mlfid = new Map<string, { expires: number; fail: Fail }>();
   private lastTime: number | null = null;
-  private lastDateText = "";
   private readonly now: () => number;
   private readonly noDate: "none" | "last" | "now";
   private readonly multiline: boolean;
@@ -112,152 +112,172 @@ export class FilterMatcher {
   /** Processes one line. `time` is given by sources that know it (the journal). */
   processLine(line: string, time?: number): LineResult {
     const f = this.filter;
-    let tuple: Tuple;
+    let text = line;
     let t: number | null = null;
     let template: string | null = null;
     if (time !== undefined || f.journal) {
-      tuple = { pre: "", date: "", post: line };
       t = time ?? this.now();
     } else {
       const m = f.dates.none ? null : f.dates.match(line);
       if (m) {
-        tuple = { pre: line.slice(0, m.start), date: line.slice(m.start, m.end), post: line.slice(m.end) };
+        text = m.start === 0 ? line.slice(m.end) : line.slice(0, m.start) + line.slice(m.end);
         t = m.time;
         template = m.template;
         this.lastTime = t;
-        this.lastDateText = tuple.date;
-      } else {
-        tuple = { pre: "", date: "", post: line };
-        if (f.dates.none || this.noDate === "now") t = this.now();
-        else if (this.noDate === "last") t = this.lastTime;
-        void this.lastDateText;
-      }
+      } else if (f.dates.none || this.noDate === "now") t = this.now();
+      else if (this.noDate === "last") t = this.lastTime;
     }
-    return this.find(tuple, t, template);
+    return this.find({ text, line }, t, template);
+  }
+
+  private result(
+    time: number | null,
+    template: string | null,
+    regex: number,
+    failure: Failure | null,
+    ignored: boolean,
+    invalidHost: string | null,
+  ): LineResult {
+    if (regex < 0 && time === null && template === null) return EMPTY;
+    return { time, dateTemplate: template, failure, regex, ignored, invalidHost };
   }
 
   private find(tuple: Tuple, time: number | null, template: string | null): LineResult {
     const f = this.filter;
     let org: Tuple[];
+    let buf: string | null;
     if (this.multiline) {
       this.buffer.push(tuple);
       if (this.buffer.length > f.maxlines) this.buffer.splice(0, this.buffer.length - f.maxlines);
       org = this.buffer;
+      buf = joinTexts(org);
     } else {
       org = [tuple];
       this.buffer = org;
+      buf = tuple.text;
     }
-    let buf: string | null = this.multiline ? org.map(tupleText).join("\n") + "\n" : tupleText(tuple);
-    const base = (over: Partial<LineResult>): LineResult =>
-      over.regex === undefined && over.failure === undefined && time === null && template === null
-        ? EMPTY
-        : { time, dateTemplate: template, failure: null, regex: -1, ignored: false, invalidHost: null, ...over };
 
     let pre: Fail | null = null;
     if (f.pref) {
       const pm = f.pref.re.exec(buf);
-      if (!pm) return base({});
-      pre = { ...pm.groups };
+      if (!pm) return this.result(time, template, -1, null, false, null);
+      pre = pm.groups as Fail;
       const content = pre.content as string | undefined;
-      delete pre.content;
+      pre.content = undefined;
       if (content) {
-        this.buffer = [{ pre: "", date: "", post: content }];
+        this.buffer = [{ text: content, line: tuple.line }];
         buf = this.multiline ? content + "\n" : content;
       }
     }
 
-    for (let i = 0; i < f.fail.length; i++) {
-      const rx = f.fail[i]!;
-      if (buf === null) buf = this.multiline ? this.buffer.map(tupleText).join("\n") + "\n" : tupleText(this.buffer[0]!);
+    const fails = f.fail;
+    for (let i = 0; i < fails.length; i++) {
+      const rx = fails[i]!;
+      if (buf === null) buf = this.multiline ? joinTexts(this.buffer) : this.buffer[0]!.text;
       rx.re.lastIndex = 0;
       const m = rx.re.exec(buf);
       if (!m) continue;
       const info = this.multiline ? matchedLines(m, rx, org) : { matched: org, unmatched: [] };
       if (f.ignore.length > 0 && this.ignored(buf, info)) {
         if (this.multiline) this.buffer = info.unmatched;
-        return base({ regex: i, ignored: true });
+        return this.result(time, template, i, null, true, null);
       }
       if (this.multiline) {
         this.buffer = info.unmatched;
         buf = null;
       }
-      let fail: Fail = { ...m.groups };
+      // Python's dict update: the failregex's groups (even unmatched ones) win over prefregex's.
+      const fail = (m.groups ?? {}) as Fail;
       for (const [k, target] of rx.alt) {
         const v = fail[k];
         if (truthy(v) && !truthy(fail[target])) fail[target] = v;
       }
-      if (pre) fail = { ...pre, ...fail };
+      if (pre) for (const k in pre) if (!(k in fail)) fail[k] = pre[k];
       const matchedText = info.matched.map(lineOf);
-      const mlfid = fail.mlfid as string | undefined;
-      if (mlfid !== undefined && mlfid !== null) {
-        fail = this.merge(mlfid, fail, matchedText, time);
-        if (truthy(fail.nofail)) return base({ regex: i });
-      } else {
-        fail.matches = ((fail.matches as string[] | undefined) ?? []).concat(matchedText);
-      }
-      const fid = fail.fid as string | undefined;
-      let host: string | undefined;
-      let hint: HostKind | undefined;
-      if (truthy(fail.ip4)) {
-        host = fail.ip4 as string;
-        hint = "ip4";
-      } else if (truthy(fail.ip6)) {
-        host = fail.ip6 as string;
-        hint = "ip6";
-      } else if (truthy(fail.dns)) {
-        host = fail.dns as string;
-        hint = "dns";
-      } else if (truthy(fid)) {
-        host = fid;
-      }
-      if (host === undefined) {
-        fail.mlfpending = 1;
-        return base({ regex: i });
-      }
-      let id: string;
-      let kind: IdKind;
-      const fields: Record<string, string | string[]> = {};
-      if (hint) {
-        const h = normalizeHost(host, hint);
-        if (!h) {
-          // "192.0.2.09": not an address (leading zeros read as octal by some tools), but the
-          // id of a failure all the same; it is counted and never handed to a firewall.
-          if (hint === "ip4" && isLooseIPv4(host)) {
-            id = host;
-            kind = "raw";
-          } else return base({ regex: i, invalidHost: host });
-        } else if (truthy(fid) && fid !== host) {
-          id = fid!;
-          kind = "raw";
-          fields.ip = h.value;
-        } else {
-          id = h.value;
-          kind = h.kind;
-        }
-      } else {
-        // A raw failure id (<F-ID>): an address when it is one, else kept as text.
-        const h = normalizeHost(host);
-        id = h ? h.value : host;
-        kind = h ? h.kind : "raw";
-        if (/[\0-\x1f\x7f]/.test(id) || id.length > 256) return base({ regex: i, invalidHost: host });
-      }
-      for (const [k, v] of Object.entries(fail)) {
-        if (v === undefined || v === null || INTERNAL.has(k) || k.startsWith("skiplines")) continue;
-        if (v instanceof Set) fields[k] = [...v].map(String);
-        else if (typeof v === "string") fields[k] = v;
-        else if (typeof v === "number") fields[k] = String(v);
-      }
-      const failure: Failure = {
-        id,
-        kind,
-        time,
-        regex: i,
-        fields,
-        matches: (fail.matches as string[] | undefined) ?? matchedText,
-      };
-      return base({ regex: i, failure });
+      return this.conclude(fail, i, matchedText, time, template);
     }
-    return base({});
+    return this.result(time, template, -1, null, false, null);
+  }
+
+  /** From a matched failregex's groups to a failure (or a helper/pending/invalid result). */
+  private conclude(
+    groups: Fail,
+    i: number,
+    matchedText: string[],
+    time: number | null,
+    template: string | null,
+  ): LineResult {
+    let fail = groups;
+    const mlfid = fail.mlfid as string | undefined;
+    if (mlfid !== undefined && mlfid !== null) {
+      fail = this.merge(mlfid, fail, matchedText, time);
+      if (truthy(fail.nofail)) return this.result(time, template, i, null, false, null);
+    } else {
+      fail.matches = matchedText;
+    }
+    const fid = fail.fid as string | undefined;
+    let host: string | undefined;
+    let hint: HostKind | undefined;
+    if (truthy(fail.ip4)) {
+      host = fail.ip4 as string;
+      hint = "ip4";
+    } else if (truthy(fail.ip6)) {
+      host = fail.ip6 as string;
+      hint = "ip6";
+    } else if (truthy(fail.dns)) {
+      host = fail.dns as string;
+      hint = "dns";
+    } else if (truthy(fid)) {
+      host = fid;
+    }
+    if (host === undefined) {
+      fail.mlfpending = 1;
+      return this.result(time, template, i, null, false, null);
+    }
+    let id: string;
+    let kind: IdKind;
+    const fields: Record<string, string | string[]> = {};
+    if (hint) {
+      const h = normalizeHost(host, hint);
+      if (!h) {
+        // "192.0.2.09": not an address (leading zeros read as octal by some tools), but the
+        // id of a failure all the same; it is counted and never handed to a firewall.
+        if (hint === "ip4" && isLooseIPv4(host)) {
+          id = host;
+          kind = "raw";
+        } else return this.result(time, template, i, null, false, host);
+      } else if (truthy(fid) && fid !== host) {
+        id = fid!;
+        kind = "raw";
+        fields.ip = h.value;
+      } else {
+        id = h.value;
+        kind = h.kind;
+      }
+    } else {
+      // A raw failure id (<F-ID>): an address when it is one, else kept as text.
+      const h = normalizeHost(host);
+      id = h ? h.value : host;
+      kind = h ? h.kind : "raw";
+      if (/[\0-\x1f\x7f]/.test(id) || id.length > 256)
+        return this.result(time, template, i, null, false, host);
+    }
+    for (const k in fail) {
+      const v = fail[k];
+      if (v === undefined || v === null || INTERNAL.has(k) || k.startsWith("skiplines")) continue;
+      if (v instanceof Set) fields[k] = [...v].map(String);
+      else if (typeof v === "string") fields[k] = v;
+      else if (typeof v === "number") fields[k] = String(v);
+    }
+    const failure: Failure = {
+      id,
+      kind,
+      time,
+      regex: i,
+      fields,
+      matches: (fail.matches as string[] | undefined) ?? matchedText,
+    };
+    return this.result(time, template, i, failure, false, null);
   }
 
   private ignored(buf: string, info: MatchInfo): boolean {
@@ -308,7 +328,10 @@ export class FilterMatcher {
       delete cached.mlfgained;
       if (flags & 8) delete cached.mlfpending;
       if ((flags & 4) === 0 && !truthy(cached.mlfpending)) delete cached.matches;
-      for (const [k, v] of Object.entries(fail)) if (v !== undefined && v !== null) cached[k] = v;
+      for (const k in fail) {
+        const v = fail[k];
+        if (v !== undefined && v !== null) cached[k] = v;
+      }
       fail = cached;
       if (flags & 2) this.mlfid.delete(mlfid);
     } else if (!(flags & 2)) {
@@ -333,6 +356,12 @@ export class FilterMatcher {
     }
     return fail;
   }
+}
+
+function joinTexts(lines: Tuple[]): string {
+  let s = "";
+  for (const t of lines) s += t.text + "\n";
+  return s;
 }
 
 function updateUsers(fail: Fail, user: unknown): Set<string> | undefined {

@@ -59,7 +59,15 @@ export function translateRegex(py: string): Translated {
       if (inClass) {
         classItems++;
         prevClassEscape = CLASS_ESCAPES.has(d);
-        if (KEEP_LETTER_ESCAPES.has(d) || d === "u" || d === "\\" || d === "]" || d === "[" || d === "-" || d === "^") {
+        if (
+          KEEP_LETTER_ESCAPES.has(d) ||
+          d === "u" ||
+          d === "\\" ||
+          d === "]" ||
+          d === "[" ||
+          d === "-" ||
+          d === "^"
+        ) {
           out += `\\${d}`;
         } else if (d === "a") out += "\\x07";
         else if (d === "U") {

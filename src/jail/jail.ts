@@ -2,7 +2,7 @@
  * A jail's decision logic, pure: failures in, ban decisions out, time passed in. The daemon
  * feeds it wall time, `scan` feeds it log time: one implementation for both.
  */
-import { incrementedBantime, type IncrementPolicy, NO_INCREMENT } from "./increment.ts";
+import { type IncrementPolicy, incrementedBantime, NO_INCREMENT } from "./increment.ts";
 
 export interface JailPolicy {
   name: string;
@@ -111,7 +111,9 @@ export class JailCore {
     if (w.times.length < p.maxretry) return { kind: "counted", failures: w.times.length };
 
     this.windows.delete(ev.id);
-    const count = this.history ? this.history(ev.id, p.name, this.increment.overalljails) : (this.ownHistory.get(ev.id) ?? 0);
+    const count = this.history
+      ? this.history(ev.id, p.name, this.increment.overalljails)
+      : (this.ownHistory.get(ev.id) ?? 0);
     this.ownHistory.set(ev.id, (this.ownHistory.get(ev.id) ?? 0) + 1);
     const bantime = incrementedBantime(p.bantime, count, this.increment);
     this.banned.set(ev.id, bantime < 0 ? Number.POSITIVE_INFINITY : ev.time + bantime);

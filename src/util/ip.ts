@@ -42,7 +42,7 @@ export function parseIPv4(s: string): number {
 /** A dotted quad with octets up to 255 but leading zeros ("192.0.2.09"): not an address. */
 export function isLooseIPv4(s: string): boolean {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  return m !== null && m.slice(1).every((o) => Number(o) <= 255);
+  return m?.slice(1).every((o) => Number(o) <= 255) ?? false;
 }
 
 export function isIPv4(s: string): boolean {
@@ -97,7 +97,8 @@ function mappedIPv4(parts: readonly number[]): string | null {
   return `${a >> 8}.${a & 255}.${b >> 8}.${b & 255}`;
 }
 
-const DNS_LABEL = /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+const DNS_LABEL =
+  /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
 
 /** A DNS name: letters, digits, `-`, `_`, dots between labels; not all digits and dots. */
 export function isDnsName(s: string): boolean {
@@ -217,7 +218,7 @@ export function cidrMatcher(entries: readonly string[]): CidrMatcher {
       const addr = slash < 0 ? ip : ip.slice(0, slash);
       const n = parseIPv4(addr);
       if (n >= 0) {
-        for (const net of v4) if (((n & net.mask) >>> 0) === net.base) return true;
+        for (const net of v4) if ((n & net.mask) >>> 0 === net.base) return true;
         return false;
       }
       const parts = parseIPv6(addr);

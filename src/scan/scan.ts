@@ -1,0 +1,310 @@
+/**
+ * `scan`: replays historical logs through the filters and the jail logic on log time, and
+ * reports the bans that would have happened. Files are read in parallel chunks by worker
+ * threads; results are consumed in order, so memory stays flat whatever the input size.
+ */
+import { closeSync, createReadStream, openSync, readSync } from "node:fs";
+import { createGunzip } from "node:zlib";
+import type { IncrementPolicy } from "../jail/increment.ts";
+import { JailCore } from "../jail/jail.ts";
+import type { InputFile, InputProblem } from "../source/inputs.ts";
+import { cidrMatcher } from "../util/ip.ts";
+import { ScanPool } from "./pool.ts";
+import type { ChunkResult, ScanFilterRef } from "./process.ts";
+import { planRanges } from "./ranges.ts";
+
+export interface ScanOptions {
+  filters: ScanFilterRef[];
+  maxretry: number;
+  findtime: number;
+  bantime: number;
+  ignoreip: string[];
+  increment?: IncrementPolicy;
+  since?: number;
+  until?: number;
+  /** Epoch seconds "now", for dates without a year. */
+  now: number;
+  /** Worker threads (0: in-process). */
+  workers: number;
+  chunkBytes?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface ScanBan {
+  ip: string;
+  jail: string;
+  /** First failure of the window that led to the ban. */
+  first: number;
+  /** Ban time (the failure that reached maxretry). */
+  time: number;
+  failures: number;
+  /** Seconds; -1 permanent. */
+  bantime: number;
+  /** Unban time, null when permanent. */
+  unban: number | null;
+  /** Earlier bans of this address in this run. */
+  count: number;
+}
+
+export interface ScanReport {
+  files: Array<{ path: string; lines: number; bytes: number; error?: string }>;
+  lines: number;
+  bytes: number;
+  failures: number;
+  /** Failures within --since/--until that reached the jails. */
+  counted: number;
+  noDate: number;
+  binary: number;
+  invalid: number;
+  ignored: number;
+  perJail: Array<{ jail: string; filter: string; failures: number; bans: number }>;
+  first: number | null;
+  last: number | null;
+  bans: ScanBan[];
+  offenders: Array<{ ip: string; failures: number; bans: number }>;
+  seconds: number;
+}
+
+const PRIME_BYTES = 256 * 1024;
+
+function sniffJournal(path: string): boolean {
+  if (path === "-") return false;
+  try {
+    const fd = openSync(path, "r");
+    const buf = Buffer.alloc(4096);
+    const n = readSync(fd, buf, 0, 4096, 0);
+    closeSync(fd);
+    const first = buf.subarray(0, n).toString("utf8").trimStart();
+    return first.startsWith("{") && /"(?:__REALTIME_TIMESTAMP|MESSAGE)"/.test(first.split("\n")[0] ?? "");
+  } catch {
+    return false;
+  }
+}
+
+export async function runScan(
+  inputs: InputFile[],
+  opts: ScanOptions,
+  problems: InputProblem[] = [],
+): Promise<ScanReport> {
+  const started = performance.now();
+  const ignore = cidrMatcher(opts.ignoreip);
+  const jails = opts.filters.map(
+    (f) =>
+      new JailCore({
+        name: f.jail,
+        maxretry: opts.maxretry,
+        findtime: opts.findtime,
+        bantime: opts.bantime,
+        ...(opts.increment ? { increment: opts.increment } : {}),
+        ignore: (id) => ignore.size > 0 && ignore.has(id),
+      }),
+  );
+  const report: ScanReport = {
+    files: [],
+    lines: 0,
+    bytes: 0,
+    failures: 0,
+    counted: 0,
+    noDate: 0,
+    binary: 0,
+    invalid: 0,
+    ignored: 0,
+    perJail: opts.filters.map((f) => ({ jail: f.jail, filter: f.ref, failures: 0, bans: 0 })),
+    first: null,
+    last: null,
+    bans: [],
+    offenders: [],
+    seconds: 0,
+  };
+  const perIp = new Map<string, { failures: number; bans: number }>();
+  const total = inputs.reduce((s, f) => s + f.size, 0);
+  let done = 0;
+  const pool = new ScanPool(opts.workers, opts.filters, opts.now);
+  const chunk = opts.chunkBytes ?? 8 * 1024 * 1024;
+  let seq = 0;
+  let sinceCheck = 0;
+
+  const consume = (r: ChunkResult, file: { lines: number; bytes: number }) => {
+    report.lines += r.lines;
+    file.lines += r.lines;
+    report.noDate += r.noDate;
+    report.binary += r.binary;
+    report.invalid += r.invalid;
+    report.failures += r.ids.length;
+    if (r.first !== null && (report.first === null || r.first < report.first)) report.first = r.first;
+    if (r.last !== null && (report.last === null || r.last > report.last)) report.last = r.last;
+    for (let i = 0; i < r.perFilter.length; i++) report.perJail[i]!.failures += r.perFilter[i]!;
+    for (let k = 0; k < r.ids.length; k++) {
+      const t = r.times[k]!;
+      if ((opts.since !== undefined && t < opts.since) || (opts.until !== undefined && t > opts.until))
+        continue;
+      const id = r.ids[k]!;
+      const ji = r.filters[k]!;
+      report.counted++;
+      let o = perIp.get(id);
+      if (!o) perIp.set(id, (o = { failures: 0, bans: 0 }));
+      o.failures++;
+      const v = jails[ji]!.failure({ id, time: t });
+      if (v.kind === "ignored") report.ignored++;
+      else if (v.kind === "ban") {
+        const b = v.ban;
+        o.bans++;
+        report.perJail[ji]!.bans++;
+        report.bans.push({
+          ip: b.id,
+          jail: b.jail,
+          first: b.firstFailure,
+          time: b.time,
+          failures: b.failures,
+          bantime: b.bantime,
+          unban: b.bantime < 0 ? null : b.time + b.bantime,
+          count: b.count,
+        });
+      }
+      if (++sinceCheck >= 100000) {
+        sinceCheck = 0;
+        for (const j of jails) j.purge(t);
+      }
+    }
+  };
+
+  const inflight: Array<{ p: Promise<ChunkResult>; file: { lines: number; bytes: number } }> = [];
+  const maxInflight = Math.max(2, opts.workers * 2);
+  const drainOne = async () => {
+    const next = inflight.shift()!;
+    const r = await next.p;
+    consume(r, next.file);
+    done += r.bytes;
+    next.file.bytes += r.bytes;
+    report.bytes += r.bytes;
+    opts.onProgress?.(Math.min(done, total), total);
+  };
+
+  try {
+    for (const input of inputs) {
+      const entry: { path: string; lines: number; bytes: number; error?: string } = {
+        path: input.path,
+        lines: 0,
+        bytes: 0,
+      };
+      report.files.push(entry);
+      const journal = sniffJournal(input.path);
+      if (!input.gzip && input.path !== "-") {
+        for (const r of planRanges(input.size, chunk, PRIME_BYTES)) {
+          inflight.push({
+            p: pool.submit({
+              type: "range",
+              seq: seq++,
+              path: input.path,
+              start: r.start,
+              end: r.end,
+              prime: r.prime,
+              journal,
+            }),
+            file: entry,
+          });
+          if (inflight.length >= maxInflight) await drainOne();
+        }
+        while (inflight.length) await drainOne();
+        continue;
+      }
+      // gzip and stdin: decompress/read here, hand text chunks to the workers.
+      const err = await streamText(input, chunk, async (text, primeChars, bytes, isJournal) => {
+        inflight.push({
+          p: pool.submit({
+            type: "text",
+            seq: seq++,
+            text,
+            primeChars,
+            bytes,
+            journal: journal || isJournal,
+          }),
+          file: entry,
+        });
+        if (inflight.length >= maxInflight) await drainOne();
+      });
+      while (inflight.length) await drainOne();
+      if (err) {
+        entry.error = err;
+        problems.push({ path: input.path, message: err });
+      }
+    }
+  } finally {
+    pool.close();
+  }
+  report.offenders = [...perIp]
+    .map(([ip, o]) => ({ ip, ...o }))
+    .sort((a, b) => b.failures - a.failures || (a.ip < b.ip ? -1 : 1));
+  report.seconds = (performance.now() - started) / 1000;
+  return report;
+}
+
+/** Reads a gzip file or stdin as text chunks cut at line ends; returns an error text or null. */
+async function streamText(
+  input: InputFile,
+  chunk: number,
+  emit: (text: string, primeChars: number, bytes: number, journal: boolean) => Promise<void>,
+): Promise<string | null> {
+  const source = input.path === "-" ? process.stdin : createReadStream(input.path);
+  const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+  let pending = "";
+  let prime = "";
+  let firstBytes: Buffer | null = null;
+  let journal: boolean | null = null;
+  let bytes = 0;
+  let error: string | null = null;
+  let stream: NodeJS.ReadableStream = source;
+  let gunzip = input.gzip;
+  const flush = async (final: boolean) => {
+    let cut = final ? pending.length : pending.lastIndexOf("\n") + 1;
+    if (cut <= 0) return;
+    if (!final && cut < chunk / 2) return;
+    if (final && cut === 0) return;
+    const body = pending.slice(0, cut);
+    pending = pending.slice(cut);
+    if (journal === null) journal = /^\s*\{.*"(?:__REALTIME_TIMESTAMP|MESSAGE)"/.test(body.slice(0, 4096));
+    const text = prime + body;
+    await emit(text, prime.length, bytes, journal);
+    bytes = 0;
+    prime = body.length > PRIME_BYTES ? body.slice(body.indexOf("\n", body.length - PRIME_BYTES) + 1) : body;
+    cut = 0;
+  };
+  try {
+    if (input.path === "-") {
+      // Sniff gzip on stdin from the first bytes.
+      const it = (source as NodeJS.ReadableStream)[Symbol.asyncIterator]();
+      const first = await it.next();
+      if (!first.done) {
+        firstBytes = Buffer.from(first.value as Buffer);
+        gunzip = firstBytes[0] === 0x1f && firstBytes[1] === 0x8b;
+      }
+      const { Readable } = await import("node:stream");
+      const rest = Readable.from(
+        (async function* () {
+          if (firstBytes) yield firstBytes;
+          for (let n = await it.next(); !n.done; n = await it.next()) yield n.value as Buffer;
+        })(),
+      );
+      stream = rest;
+    }
+    if (gunzip) {
+      const gz = createGunzip();
+      (stream as NodeJS.ReadableStream).pipe(gz);
+      (stream as NodeJS.ReadableStream).on("error", (e) => gz.destroy(e as Error));
+      stream = gz;
+    }
+    for await (const buf of stream as AsyncIterable<Buffer>) {
+      bytes += buf.length;
+      pending += decoder.decode(buf, { stream: true });
+      if (pending.length >= chunk) await flush(false);
+    }
+  } catch (e) {
+    const msg = (e as Error).message;
+    error = /unexpected end of file/i.test(msg)
+      ? `truncated gzip: read ${bytes} bytes before the end of the data`
+      : `read error: ${msg}`;
+  }
+  pending += decoder.decode();
+  if (pending.length > 0) await flush(true);
+  return error;
+}

@@ -2,6 +2,10 @@
 /** fail2ts entry point. */
 import { runMain } from "./src/cli/main.ts";
 
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+});
+
 runMain(process.argv).then(
   (code) => {
     process.exitCode = code;

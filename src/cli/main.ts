@@ -49,6 +49,8 @@ export async function runMain(argv: string[]): Promise<number> {
 }
 
 export function reportError(e: unknown): number {
+  // A closed pipe (`fail2ts scan … | head`) is not an error.
+  if ((e as NodeJS.ErrnoException | null)?.code === "EPIPE") return 0;
   if (e instanceof CommanderError) {
     if (
       e.code === "commander.helpDisplayed" ||

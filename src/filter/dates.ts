@@ -1,0 +1,1412 @@
+/**
+ * The date detector: finds the timestamp in a log line and turns it into epoch seconds, with
+ * Fail2ban 1.0.2's semantics (server/datedetector.py, datetemplate.py, strptime.py), so that
+ * admins' `datepattern` values work unchanged.
+ *
+ * How it is built:
+ * - Every template goes through the same steps as in Fail2ban: `%`-directives are expanded to
+ *   Python regex text, word/line boundaries and group 1 are added like `DateTemplate.setRegex`,
+ *   then the Python regex is translated to a JS one (named groups become numbered ones, `\w`,
+ *   `\W`, `\b` follow Python's Unicode meaning).
+ * - The template that wins is the one a fresh Fail2ban detector picks for the line: in template
+ *   order, the first line-anchored template that matches, or the first unanchored one matching at
+ *   position 0 or 1; failing that, the last template if it matches; failing that, the leftmost
+ *   match (earliest template on ties). Instead of trying templates one by one, the templates are
+ *   joined into ordered alternations (JS picks the leftmost position, then the first alternative),
+ *   which gives the same answer in one or two regex runs per line.
+ * - Local time is converted once per (year, month, day, hour) of wall time and cached.
+ */
+import { Fail2tsError } from "../util/errors.ts";
+
+export interface DateMatch {
+  /** index in the line where the date text starts (Fail2ban's `m.start(1)`) */
+  start: number;
+  /** index just past the date text (Fail2ban's `m.end(1)`) */
+  end: number;
+  /**
+   * epoch seconds. Epoch templates keep their fraction; `%f` is matched but dropped, as in
+   * Fail2ban. NaN when the template matched but gave no usable time: an empty date (e.g. the
+   * `^WARNING:()**` style of patterns) or an invalid one (Feb 30, hour 25, unknown zone name).
+   */
+  time: number;
+  /** the name of the template that matched, e.g. "{^LN-BEG}MON Day 24hour:Minute:Second" */
+  template: string;
+}
+
+export interface DateDetectorOptions {
+  /** Fail2ban datepattern syntax; several patterns, one per line, are tried in order. */
+  datepattern?: string;
+  /** "UTC", "UTC+0200", "UTC-07:00", "+0200", "CET"...: zone of dates that carry none. */
+  logtimezone?: string;
+  /** epoch seconds used for year inference; default Date.now()/1000 */
+  now?: () => number;
+}
+
+export interface DateDetector {
+  /**
+   * The date in `line`, or null. The returned object is reused by the next call of `match` on
+   * the same detector: read its fields, do not keep it.
+   */
+  match(line: string): DateMatch | null;
+  /** datepattern was {NONE}: lines carry no date, match() always returns null. */
+  readonly none: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Template flags (datetemplate.py)
+
+const LINE_BEGIN = 8;
+const LINE_END = 4;
+const WORD_BEGIN = 2;
+const WORD_END = 1;
+
+// Python's `\w` for str patterns is Unicode: letters, digits and "_".
+const WC = "\\p{L}\\p{N}_";
+const RX_WORD = `[${WC}]`;
+const RX_NWORD = `[^${WC}]`;
+const RX_B = `(?:(?<=[${WC}])(?![${WC}])|(?<![${WC}])(?=[${WC}]))`;
+const RX_NB = `(?:(?<=[${WC}])(?=[${WC}])|(?<![${WC}])(?![${WC}]))`;
+// Fail2ban's word boundaries "(?=^|\b|\W)" and "(?=\b|\W|$)" both reduce to: not between two
+// word characters.
+const RX_WBOUND = `(?:(?<![${WC}])|(?![${WC}]))`;
+const PY_WBEG = "(?=^|\\b|\\W)";
+const PY_WEND = "(?=\\b|\\W|$)";
+const PY_LNBEG = "^(?:\\W{0,2})?";
+
+// ---------------------------------------------------------------------------------------------
+// %-directives (strptime.py timeRE on top of Python's _strptime.TimeRE, C locale)
+
+const A_WEEKDAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const F_WEEKDAY = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+const A_MONTH = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const F_MONTH = [
+  "january",
+  "february",
+  "march",
+  "april",
+  "may",
+  "june",
+  "july",
+  "august",
+  "september",
+  "october",
+  "november",
+  "december",
+];
+
+/** `(?P<k>longest|...|shortest)` as _strptime.__seqToRE builds it. */
+function seqRE(k: string, names: string[]): string {
+  const sorted = [...names].sort((a, b) => b.length - a.length);
+  return `(?P<${k}>${sorted.join("|")})`;
+}
+
+const PY_D = "(?P<d>3[0-1]|[1-2]\\d|0[1-9]|[1-9]| [1-9])";
+const PY_H = "(?P<H>2[0-3]|[0-1]\\d|\\d)";
+const PY_M = "(?P<M>[0-5]\\d|\\d)";
+const PY_S = "(?P<S>6[0-1]|[0-5]\\d|\\d)";
+const PY_MO = "(?P<m>1[0-2]|0[1-9]|[1-9])";
+const TZ_ABBR_RE = "[A-Z](?:[A-Z]{2,4})?";
+
+function timeRE(exY: string): Record<string, string> {
+  return {
+    a: seqRE("a", A_WEEKDAY),
+    A: seqRE("A", F_WEEKDAY),
+    b: seqRE("b", A_MONTH),
+    B: seqRE("B", F_MONTH),
+    c: `${seqRE("a", A_WEEKDAY)}\\s+${seqRE("b", A_MONTH)}\\s+${PY_D}\\s+${PY_H}:${PY_M}:${PY_S}\\s+(?P<Y>\\d\\d\\d\\d)`,
+    x: `${PY_MO}/${PY_D}/(?P<y>\\d\\d)`,
+    X: `${PY_H}:${PY_M}:${PY_S}`,
+    d: "(?P<d>[1-2]\\d|[0 ]?[1-9]|3[0-1])",
+    f: "(?P<f>[0-9]{1,6})",
+    G: "(?P<G>\\d\\d\\d\\d)",
+    H: "(?P<H>[0-1]?\\d|2[0-3])",
+    I: "(?P<I>1[0-2]|0[1-9]|[1-9])",
+    j: "(?P<j>36[0-6]|3[0-5]\\d|[1-2]\\d\\d|0[1-9]\\d|00[1-9]|[1-9]\\d|0[1-9]|[1-9])",
+    k: " ?(?P<H>[0-2]?\\d)",
+    l: " ?(?P<I>1?\\d)",
+    m: "(?P<m>0?[1-9]|1[0-2])",
+    M: "(?P<M>[0-5]?\\d)",
+    p: seqRE("p", ["am", "pm"]),
+    S: "(?P<S>[0-5]?\\d|6[0-1])",
+    s: "(?P<s>\\d{1,11})", // not in Fail2ban 1.0.2: epoch seconds, as in strftime
+    u: "(?P<u>[1-7])",
+    U: "(?P<U>5[0-3]|[0-4]\\d|\\d)",
+    V: "(?P<V>5[0-3]|0[1-9]|[1-4]\\d|\\d)",
+    w: "(?P<w>[0-6])",
+    W: "(?P<W>5[0-3]|[0-4]\\d|\\d)",
+    y: "(?P<y>\\d\\d)",
+    Y: "(?P<Y>\\d{4})",
+    z: "(?P<z>Z|UTC|GMT|[+-][01]\\d(?::?\\d{2})?)",
+    Z: "(?P<Z>Z|[A-Z]{3,5})",
+    "%": "%",
+    ExZ: `(?P<Z>${TZ_ABBR_RE})`,
+    Exz: `(?P<z>(?:${TZ_ABBR_RE})?[+-][01]\\d(?::?\\d{2})?|${TZ_ABBR_RE})`,
+    Exd: "(?P<d>[1-2]\\d|0[1-9]|3[0-1])",
+    Exm: "(?P<m>0[1-9]|1[0-2])",
+    ExH: "(?P<H>[0-1]\\d|2[0-3])",
+    Exk: " ?(?P<H>[0-1]?\\d|2[0-3])",
+    Exl: " ?(?P<I>1[0-2]|\\d)",
+    ExM: "(?P<M>[0-5]\\d)",
+    ExS: "(?P<S>[0-5]\\d|6[0-1])",
+    ExY: exY,
+    Exy: "(?P<y>\\d{2})",
+  };
+}
+
+const DIRECTIVE_NAMES: Record<string, string> = {
+  a: "DAY",
+  A: "DAYNAME",
+  b: "MON",
+  B: "MONTH",
+  d: "Day",
+  H: "24hour",
+  I: "12hour",
+  j: "Yearday",
+  m: "Month",
+  M: "Minute",
+  p: "AMPM",
+  S: "Second",
+  U: "Yearweek",
+  w: "Weekday",
+  W: "Yearweek",
+  y: "Year2",
+  Y: "Year",
+  "%": "%",
+  z: "Zone offset",
+  f: "Microseconds",
+  Z: "Zone name",
+  ExZ: "ExZone name",
+  Exz: "ExZone offset",
+  Exd: "ExDay",
+  Exm: "ExMonth",
+  ExH: "Ex24hour",
+  ExM: "ExMinute",
+  ExS: "ExSecond",
+  ExY: "ExYear",
+  Exy: "ExYear2",
+};
+
+const DIRECTIVE_RE = /%(%|ExZ|Exz|Exd|Exm|ExH|Exk|Exl|ExM|ExS|ExY|Exy|[dfHIGjmMSUwuVyYzAaBbpZ%WcxXkls])/y;
+
+/**
+ * %ExY: the years from 2000 to 3 years after now, by decade (strptime.py _getYearCentRE: Fail2ban
+ * builds it from the current year and the year 2001).
+ */
+function exYearRE(year: number): string {
+  const last = Math.max(year + 3, 2009);
+  const cents: string[] = [];
+  for (let c = 200; c <= Math.floor(last / 10); c++) cents.push(String(c));
+  const allTwenty = cents.every((c) => c.startsWith("20"));
+  const body = allTwenty
+    ? cents.length === 1
+      ? cents[0]!
+      : `20[${cents.map((c) => c[2]).join("")}]`
+    : `(?:${cents.join("|")})`;
+  return `(?P<Y>${body}\\d)`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zones (strptime.py validateTimeZone / zone2offset / TZ_ABBR_OFFS)
+
+const TZ_ABBR_OFFS = new Map<string, number>([["", 0]]);
+for (const row of [
+  "-12 Y",
+  "-11 X NUT SST",
+  "-10 W CKT HAST HST TAHT TKT",
+  "-9 V AKST GAMT GIT HADT HNY",
+  "-8 U AKDT CIST HAY HNP PST PT",
+  "-7 T HAP HNR MST PDT",
+  "-6 S CST EAST GALT HAR HNC MDT",
+  "-5 R CDT COT EASST ECT EST ET HAC HNE PET",
+  "-4 Q AST BOT CLT COST EDT FKT GYT HAE HNA PYT",
+  "-3 P ADT ART BRT CLST FKST GFT HAA PMST PYST SRT UYT WGT",
+  "-2 O BRST FNT PMDT UYST WGST",
+  "-1 N AZOT CVT EGT",
+  "0 Z EGST GMT UTC WET WT",
+  "1 A CET DFT WAT WEDT WEST",
+  "2 B CAT CEDT CEST EET SAST WAST",
+  "3 C EAT EEDT EEST IDT MSK",
+  "4 D AMT AZT GET GST KUYT MSD MUT RET SAMT SCT",
+  "5 E AMST AQTT AZST HMT MAWT MVT PKT TFT TJT TMT UZT YEKT",
+  "6 F ALMT BIOT BTT IOT KGT NOVT OMST YEKST",
+  "7 G CXT DAVT HOVT ICT KRAT NOVST OMSST THA WIB",
+  "8 H ACT AWST BDT BNT CAST HKT IRKT KRAST MYT PHT SGT ULAT WITA WST",
+  "9 I AWDT IRKST JST KST PWT TLT WDT WIT YAKT",
+  "10 K AEST ChST PGT VLAT YAKST YAPT",
+  "11 L AEDT LHDT MAGT NCT PONT SBT VLAST VUT",
+  "12 M ANAST ANAT FJT GILT MAGST MHT NZST PETST PETT TVT WFT",
+  "13 FJST NZDT",
+  "11.5 NFT",
+  "10.5 ACDT LHST",
+  "9.5 ACST",
+  "6.5 CCT MMT",
+  "5.75 NPT",
+  "5.5 SLT",
+  "4.5 AFT IRDT",
+  "3.5 IRST",
+  "-2.5 HAT NDT",
+  "-3.5 HNT NST NT",
+  "-4.5 HLV VET",
+  "-9.5 MART MIT",
+]) {
+  const [off, ...names] = row.split(" ");
+  for (const n of names) TZ_ABBR_OFFS.set(n, Math.trunc(Number(off) * 60));
+}
+
+const FIXED_OFFSET_TZ_RE = /^([A-Z](?:[A-Z]{2,4})?)?([+-][01]\d(?::?\d{2})?)?$/;
+
+/** Offset in minutes east of UTC of a Fail2ban zone text, or NaN if Fail2ban rejects it. */
+function zoneOffset(tz: string): number {
+  if (tz === "Z" || tz === "UTC" || tz === "GMT") return 0;
+  const m = FIXED_OFFSET_TZ_RE.exec(tz);
+  if (!m) return Number.NaN;
+  const base = TZ_ABBR_OFFS.get(m[1] ?? "");
+  if (base === undefined) return Number.NaN;
+  const o = m[2];
+  if (!o) return base;
+  const sign = o[0] === "-" ? -1 : 1;
+  if (o.length <= 3) return base + sign * Number(o.slice(1)) * 60;
+  const mm = o[3] === ":" ? o.slice(4, 6) : o.slice(3, 5);
+  return base + sign * (Number(o.slice(1, 3)) * 60 + Number(mm));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calendar arithmetic (proleptic Gregorian, no allocation)
+
+function daysFromCivil(y: number, m: number, d: number): number {
+  y -= m <= 2 ? 1 : 0;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
+}
+
+/** year*10000 + month*100 + day of a day number */
+function civilFromDays(z: number): number {
+  z += 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  return (yoe + era * 400 + (m <= 2 ? 1 : 0)) * 10000 + m * 100 + d;
+}
+
+function daysInMonth(y: number, m: number): number {
+  if (m === 2) return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28;
+  return m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31;
+}
+
+function validDate(y: number, m: number, d: number): boolean {
+  return y >= 1 && y <= 9999 && m >= 1 && m <= 12 && d >= 1 && d <= daysInMonth(y, m);
+}
+
+/** Local-time conversions of the process zone (TZ), cached by hour. */
+class LocalZone {
+  private lastHour = Number.NaN;
+  private lastDelta = 0;
+  private readonly hours = new Map<number, number>();
+  private lastBucket = Number.NaN;
+  private lastOffset = 0;
+
+  /** Epoch seconds of a local wall time given as seconds since 1970-01-01 00:00 "wall". */
+  toEpoch(wall: number): number {
+    const hour = Math.floor(wall / 3600);
+    if (hour === this.lastHour) return wall + this.lastDelta;
+    let delta = this.hours.get(hour);
+    if (delta === undefined) {
+      delta = this.hourDelta(hour);
+      if (this.hours.size > 100_000) this.hours.clear();
+      this.hours.set(hour, delta);
+    }
+    if (Number.isNaN(delta)) return this.slow(wall);
+    this.lastHour = hour;
+    this.lastDelta = delta;
+    return wall + delta;
+  }
+
+  /** epoch - wall for a whole local hour, NaN if the offset changes inside it. */
+  private hourDelta(hour: number): number {
+    const start = this.slow(hour * 3600);
+    const end = this.slow(hour * 3600 + 3599);
+    if (end - start !== 3599) return Number.NaN;
+    return start - hour * 3600;
+  }
+
+  private slow(wall: number): number {
+    const days = Math.floor(wall / 86400);
+    const ymd = civilFromDays(days);
+    let s = wall - days * 86400;
+    const h = Math.floor(s / 3600);
+    s -= h * 3600;
+    const mi = Math.floor(s / 60);
+    s -= mi * 60;
+    const dt = new Date(2000, 0, 1, 0, 0, 0, 0);
+    dt.setFullYear(Math.floor(ymd / 10000), (Math.floor(ymd / 100) % 100) - 1, ymd % 100);
+    dt.setHours(h, mi, Math.floor(s), 0);
+    return dt.getTime() / 1000 + (s - Math.floor(s));
+  }
+
+  /** Local wall seconds of an epoch (Fail2ban's naive `datetime.now()`). */
+  toWall(epoch: number): number {
+    const bucket = Math.floor(epoch / 900);
+    if (bucket !== this.lastBucket) {
+      this.lastBucket = bucket;
+      this.lastOffset = -new Date(bucket * 900_000).getTimezoneOffset() * 60;
+    }
+    return epoch + this.lastOffset;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python regex → JS regex
+
+type Part = string | number; // number: a back reference to that (template-local) group
+
+interface Translated {
+  parts: Part[];
+  groups: number; // capture groups of the JS source
+  lean: Part[]; // the same without captures (but those back references use), for unions
+  leanGroups: number;
+  date: number; // JS group of Fail2ban's group(1)
+  pre: number; // JS group that holds the text before it (0: it starts at the match start)
+  indices: boolean; // start of group(1) needs the "d" flag
+  ci: boolean;
+  caret: boolean; // starts with ^ and has no top-level alternation: sticky at 0 == search
+  named: [string, number][]; // Python group names → JS groups, in group order
+}
+
+type Tok =
+  | { k: "txt"; s: string }
+  | { k: "open"; s: string; cap: boolean; name?: string }
+  | { k: "close" }
+  | { k: "alt" }
+  | { k: "ref"; g: number };
+
+const SYNTAX = "^$\\.*+?()[]{}|/";
+
+function pyEscape(py: string, i: number, inClass: boolean, toks: Tok[] | null): [string, number] {
+  const c = py[i + 1];
+  if (c === undefined) throw new Error("bad escape (end of pattern)");
+  switch (c) {
+    case "d":
+    case "D":
+    case "s":
+    case "S":
+    case "n":
+    case "r":
+    case "t":
+    case "f":
+    case "v":
+      return [`\\${c}`, i + 2];
+    case "a":
+      return ["\\x07", i + 2];
+    case "w":
+      return [inClass ? WC : RX_WORD, i + 2];
+    case "W":
+      return [inClass ? "\\W" : RX_NWORD, i + 2];
+    case "b":
+      return [inClass ? "\\x08" : RX_B, i + 2];
+    case "B":
+      if (inClass) throw new Error("bad escape \\B");
+      return [RX_NB, i + 2];
+    case "A":
+      if (inClass) throw new Error("bad escape \\A");
+      return ["^", i + 2];
+    case "Z":
+      if (inClass) throw new Error("bad escape \\Z");
+      return ["$", i + 2];
+    case "x": {
+      const h = /^[0-9a-fA-F]{2}/.exec(py.slice(i + 2));
+      if (!h) throw new Error("bad escape \\x");
+      return [`\\x${h[0]}`, i + 4];
+    }
+    case "u": {
+      const h = /^[0-9a-fA-F]{4}/.exec(py.slice(i + 2));
+      if (!h) throw new Error("bad escape \\u");
+      return [`\\u${h[0]}`, i + 6];
+    }
+    case "U": {
+      const h = /^[0-9a-fA-F]{8}/.exec(py.slice(i + 2));
+      if (!h) throw new Error("bad escape \\U");
+      return [`\\u{${h[0].replace(/^0+(?=.)/, "")}}`, i + 10];
+    }
+  }
+  if (c >= "0" && c <= "9") {
+    const oct = /^[0-7]{3}/.exec(py.slice(i + 1));
+    if (c === "0" || oct) {
+      const o = /^[0-7]{1,3}/.exec(py.slice(i + 1))![0];
+      return [`\\u{${Number.parseInt(o, 8).toString(16)}}`, i + 1 + o.length];
+    }
+    if (inClass || !toks) throw new Error("bad escape (back reference in a class)");
+    const g = /^\d{1,2}/.exec(py.slice(i + 1))![0];
+    toks.push({ k: "ref", g: Number(g) });
+    return ["", i + 1 + g.length];
+  }
+  if (/[A-Za-z0-9]/.test(c)) throw new Error(`bad escape \\${c}`);
+  const cp = py.codePointAt(i + 1)!;
+  const ch = String.fromCodePoint(cp);
+  if (SYNTAX.includes(ch) || (inClass && ch === "-")) return [`\\${ch}`, i + 1 + ch.length];
+  return [ch, i + 1 + ch.length];
+}
+
+function translate(src: string): Translated {
+  let py = src;
+  let ci = false;
+  let dotall = false;
+  for (let g = /^\(\?([aiLmsux]+)\)/.exec(py); g; g = /^\(\?([aiLmsux]+)\)/.exec(py)) {
+    const f = g[1]!;
+    if (f.includes("x")) throw new Error("verbose flag (?x) is not supported");
+    if (f.includes("L")) throw new Error("locale flag (?L) is not supported");
+    if (f.includes("i")) ci = true;
+    if (f.includes("s")) dotall = true;
+    py = py.slice(g[0].length);
+  }
+  const toks: Tok[] = [];
+  const names = new Map<string, number>();
+  const named: [string, number][] = [];
+  let groups = 0;
+  let depth = 0;
+  let i = 0;
+  const txt = (s: string) => toks.push({ k: "txt", s });
+  while (i < py.length) {
+    const c = py[i]!;
+    if (c === "\\") {
+      const [s, j] = pyEscape(py, i, false, toks);
+      if (s) txt(s);
+      i = j;
+    } else if (c === "[") {
+      let s = "[";
+      let j = i + 1;
+      if (py[j] === "^") {
+        s += "^";
+        j++;
+      }
+      if (py[j] === "]") {
+        s += "\\]";
+        j++;
+      }
+      for (;;) {
+        const d = py[j];
+        if (d === undefined) throw new Error("unterminated character set");
+        if (d === "]") break;
+        if (d === "\\") {
+          const [e, k] = pyEscape(py, j, true, null);
+          s += e;
+          j = k;
+        } else {
+          s += d === "[" ? "\\[" : d;
+          j++;
+        }
+      }
+      txt(s + "]");
+      i = j + 1;
+    } else if (c === "(") {
+      if (py.startsWith(PY_WBEG, i) || py.startsWith(PY_WEND, i)) {
+        txt(RX_WBOUND);
+        i += PY_WBEG.length;
+        continue;
+      }
+      if (py[i + 1] !== "?") {
+        groups++;
+        toks.push({ k: "open", s: "(", cap: true });
+        depth++;
+        i++;
+        continue;
+      }
+      const rest = py.slice(i + 2);
+      let m: RegExpExecArray | null;
+      if ((m = /^P<([A-Za-z_]\w*)>/.exec(rest))) {
+        const name = m[1]!;
+        if (names.has(name)) throw new Error(`redefinition of group name '${name}'`);
+        groups++;
+        names.set(name, groups);
+        toks.push({ k: "open", s: "(", cap: true, name });
+        depth++;
+        i += 2 + m[0].length;
+      } else if ((m = /^P=([A-Za-z_]\w*)\)/.exec(rest))) {
+        const g = names.get(m[1]!);
+        if (g === undefined) throw new Error(`unknown group name '${m[1]}'`);
+        toks.push({ k: "ref", g });
+        i += 2 + m[0].length;
+      } else if ((m = /^(?::|=|!|<=|<!)/.exec(rest))) {
+        toks.push({ k: "open", s: `(?${m[0]}`, cap: false });
+        depth++;
+        i += 2 + m[0].length;
+      } else if (rest.startsWith("#")) {
+        const end = py.indexOf(")", i);
+        if (end < 0) throw new Error("missing ), unterminated comment");
+        i = end + 1;
+      } else if ((m = /^([aiLmsux]*)(?:-([imsx]*))?:/.exec(rest))) {
+        const on = m[1]!;
+        const off = m[2] ?? "";
+        if (/[xL]/.test(on + off)) throw new Error("flags x and L are not supported");
+        const jsOn = on.replace(/[au]/g, "");
+        const flags = jsOn + (off ? `-${off}` : "");
+        toks.push({ k: "open", s: flags && flags !== "-" ? `(?${flags}:` : "(?:", cap: false });
+        depth++;
+        i += 2 + m[0].length;
+      } else if (/^[aiLmsux]+\)/.test(rest)) {
+        throw new Error("global flags not at the start of the expression");
+      } else if (rest.startsWith("(")) {
+        throw new Error("conditional groups (?(...)...) are not supported");
+      } else {
+        throw new Error(`unknown extension ?${rest[0] ?? ""}`);
+      }
+    } else if (c === ")") {
+      if (depth === 0) throw new Error("unbalanced parenthesis");
+      depth--;
+      toks.push({ k: "close" });
+      i++;
+    } else if (c === "|") {
+      toks.push({ k: "alt" });
+      i++;
+    } else if (c === "{") {
+      const m = /^\{(\d*)(?:(,)(\d*))?\}/.exec(py.slice(i));
+      if (m && (m[1] || m[2])) {
+        txt(m[2] ? `{${m[1] || "0"},${m[3]}}` : `{${m[1]}}`);
+        i += m[0].length;
+      } else {
+        txt("\\{");
+        i++;
+      }
+    } else if (c === "}" || c === "]") {
+      txt(`\\${c}`);
+      i++;
+    } else if (c === ".") {
+      txt(dotall ? "[^]" : "[^\\n]");
+      i++;
+    } else {
+      const ch = String.fromCodePoint(py.codePointAt(i)!);
+      txt(ch);
+      i += ch.length;
+    }
+  }
+  if (depth !== 0) throw new Error("missing ), unterminated subpattern");
+  if (groups === 0) throw new Error("the pattern has no group for the date");
+
+  // where is group 1, and can the text before it be captured as a whole?
+  let g1 = -1;
+  let g1depth = 0;
+  let topAlt = false;
+  let d = 0;
+  for (let t = 0; t < toks.length; t++) {
+    const tok = toks[t]!;
+    if (tok.k === "open") {
+      if (tok.cap && g1 < 0) {
+        g1 = t;
+        g1depth = d;
+      }
+      d++;
+    } else if (tok.k === "close") d--;
+    else if (tok.k === "alt" && d === 0) topAlt = true;
+  }
+  let repeated = false;
+  {
+    let e = g1 + 1;
+    for (let dd = 1; dd > 0; e++) {
+      const tok = toks[e]!;
+      if (tok.k === "open") dd++;
+      else if (tok.k === "close") dd--;
+    }
+    const next = toks[e];
+    repeated = next?.k === "txt" && /^[*+?{]/.test(next.s);
+  }
+  const wrapPre = g1depth === 0 && !topAlt && !repeated;
+  const pre = wrapPre && g1 > 0 ? 1 : 0;
+  const parts: Part[] = [];
+  if (pre) parts.push("(");
+  for (let t = 0; t < toks.length; t++) {
+    const tok = toks[t]!;
+    if (pre && t === g1) parts.push(")");
+    if (tok.k === "txt") parts.push(tok.s);
+    else if (tok.k === "open") parts.push(tok.s);
+    else if (tok.k === "close") parts.push(")");
+    else if (tok.k === "alt") parts.push("|");
+    else {
+      if (tok.g > groups) throw new Error(`invalid group reference ${tok.g}`);
+      parts.push(tok.g + pre);
+    }
+  }
+  for (const [name, g] of names) named.push([name, g + pre]);
+  named.sort((a, b) => a[1] - b[1]);
+  // lean: only the groups that back references need stay capturing
+  const refd = new Set<number>();
+  for (const tok of toks) if (tok.k === "ref") refd.add(tok.g);
+  const leanNum = new Map<number, number>();
+  const lean: Part[] = [];
+  let pyGroup = 0;
+  for (const tok of toks) {
+    if (tok.k === "open" && tok.cap) {
+      pyGroup++;
+      if (refd.has(pyGroup)) {
+        leanNum.set(pyGroup, leanNum.size + 1);
+        lean.push("(");
+      } else lean.push("(?:");
+    } else if (tok.k === "txt" || tok.k === "open") lean.push(tok.s);
+    else if (tok.k === "close") lean.push(")");
+    else if (tok.k === "alt") lean.push("|");
+    else lean.push(leanNum.get(tok.g) ?? 0);
+  }
+  if (lean.includes(0)) throw new Error("back reference to a group that is not closed yet");
+  const first = toks[0];
+  return {
+    parts,
+    groups: groups + pre,
+    lean,
+    leanGroups: leanNum.size,
+    date: 1 + pre,
+    pre,
+    indices: !wrapPre,
+    ci,
+    caret: !topAlt && first?.k === "txt" && first.s.startsWith("^"),
+    named,
+  };
+}
+
+/** JS source of a translated regex whose group k is group `base + k` of the whole regex. */
+function emit(parts: Part[], base: number): string {
+  let s = "";
+  for (const p of parts) s += typeof p === "number" ? `(?:\\${p + base})` : p;
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates (datetemplate.py)
+
+const KIND_PATTERN = 0;
+const KIND_EPOCH = 1;
+const KIND_TAI64N = 2;
+
+// field codes of named groups
+const F_Y = 1;
+const F_y = 2;
+const F_m = 3;
+const F_b = 4;
+const F_B = 5;
+const F_d = 6;
+const F_H = 7;
+const F_I = 8;
+const F_M = 9;
+const F_S = 10;
+const F_z = 11;
+const F_a = 12;
+const F_A = 13;
+const F_w = 14;
+const F_j = 15;
+const F_U = 16;
+const F_W = 17;
+const F_s = 18;
+const FIELD_CODES: Record<string, number> = {
+  Y: F_Y,
+  y: F_y,
+  m: F_m,
+  b: F_b,
+  B: F_B,
+  d: F_d,
+  H: F_H,
+  I: F_I,
+  M: F_M,
+  S: F_S,
+  z: F_z,
+  Z: F_z,
+  a: F_a,
+  A: F_A,
+  w: F_w,
+  j: F_j,
+  U: F_U,
+  W: F_W,
+  s: F_s,
+};
+
+interface Template {
+  name: string;
+  /** the pattern it was built from (Fail2ban's `template.pattern`), or null for Epoch/TAI64N */
+  pattern: string | null;
+  kind: number;
+  flags: number;
+  rx: Translated;
+  /** [field code, JS group] pairs in group order */
+  fields: number[];
+  pGroup: number; // JS group of %p, 0 if none
+  epochGroup: number;
+  longFrm: boolean;
+}
+
+class Tpl implements Template {
+  name = "";
+  pattern: string | null = null;
+  kind = KIND_PATTERN;
+  flags = 0;
+  rx!: Translated;
+  fields: number[] = [];
+  pGroup = 0;
+  epochGroup = 1;
+  longFrm = false;
+
+  get breaker(): boolean {
+    return (this.flags & (LINE_BEGIN | LINE_END)) !== 0;
+  }
+
+  /**
+   * DateTemplate.setRegex: boundaries, group 1, flags, then the translation to JS.
+   * wordBegin: true (word boundary), "start" ({^LN-BEG}) or false.
+   */
+  setRegex(input: string, wordBegin: boolean | "start" = true, wordEnd = true): void {
+    let regex = input.trim();
+    const gf = /((?:^|(?!<\\))\(\?[a-z]+\))/.exec(regex);
+    if (gf) regex = regex.replace(gf[1]!, "");
+    const boundBegin = wordBegin !== false && !/^\(*(?:\(\?\w+\))?(?:\^|\(*\*\*|\((?:\?:)?\^)/.test(regex);
+    const boundEnd = wordEnd && !/(?<!\\)(?:\$\)?|\\b|\\s|\*\*\)*)$/.test(regex);
+    if (!/(?<!\(\?)(?<!\\)\((?!\?)/.test(regex)) {
+      regex = regex.replace(/^((?:\(\?\w+\))?\^?(?:\(\?\w+\))?)(.*?)(\$?)$/, "$1($2)$3");
+    }
+    this.flags = 0;
+    if (boundBegin) {
+      if (wordBegin !== "start") {
+        this.flags |= WORD_BEGIN;
+        regex = PY_WBEG + regex;
+      } else {
+        this.flags |= LINE_BEGIN;
+        regex = PY_LNBEG + regex;
+        if (!this.name.startsWith("{^LN-BEG}")) this.name = "{^LN-BEG}" + this.name;
+      }
+    }
+    if (boundEnd) {
+      this.flags |= WORD_END;
+      regex += PY_WEND;
+    }
+    if (!(this.flags & LINE_BEGIN) && /^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^(?!\|))/.test(regex)) {
+      this.flags |= LINE_BEGIN;
+    }
+    if (/(?<![\\|])(?:\$\)?)$/.test(regex)) this.flags |= LINE_END;
+    regex = regex.replace(/^\(*(?:\(\?\w+\))?\(*\*\*|(?<!\\)\*\*\)*$/g, (m) => m.replaceAll("**", ""));
+    if (gf) regex = gf[1] + regex;
+    this.compile(regex);
+  }
+
+  private compile(regex: string): void {
+    const rx = translate(regex);
+    this.rx = rx;
+    // refuse now what would fail at match time
+    new RegExp(emit(rx.parts, 0), rx.ci ? "iu" : "u");
+    this.fields = [];
+    for (const [name, g] of rx.named) {
+      const code = FIELD_CODES[name];
+      if (code !== undefined) this.fields.push(code, g);
+      if (name === "p") this.pGroup = g;
+    }
+  }
+}
+
+const RE_EPOCH_PATTERN = /(?<!\\)\{L?EPOCH\}/i;
+const EPOCH_RE = "\\d{10,11}\\b(?:\\.\\d{3,6})?";
+const LEPOCH_RE = "\\d{10,11}(?:\\d{3}(?:\\.\\d{1,6}|\\d{3})?)?";
+
+/** DateEpoch */
+function epochTemplate(lineBeginOnly: boolean, pattern: string | null, longFrm: boolean): Tpl {
+  const t = new Tpl();
+  t.kind = KIND_EPOCH;
+  t.longFrm = longFrm;
+  t.name = pattern ?? (longFrm ? "LongEpoch" : "Epoch");
+  const epochRE = longFrm ? LEPOCH_RE : EPOCH_RE;
+  if (pattern) {
+    t.pattern = pattern;
+    t.epochGroup = 2;
+    t.setRegex(`(${pattern.replace(new RegExp(RE_EPOCH_PATTERN.source, "gi"), `(${epochRE})`)})`);
+    if (t.rx.indices) throw new Error("the {EPOCH} pattern is too complex");
+    t.epochGroup = 2 + t.rx.pre;
+  } else {
+    if (!lineBeginOnly) {
+      // Fail2ban's "(?(selinux)...)|(?(square)...)" tail never fails, so it is left out.
+      t.setRegex(`((?:^|(?<=^\\[)|(?<=\\baudit\\())${epochRE})`, false);
+    } else {
+      // here too the "(?(square)(?=\]))" check can always be skipped by backtracking
+      t.setRegex(`(${epochRE})`, "start", true);
+    }
+    t.epochGroup = t.rx.date;
+  }
+  return t;
+}
+
+/** DateTai64n */
+function tai64nTemplate(wordBegin: boolean | "start"): Tpl {
+  const t = new Tpl();
+  t.kind = KIND_TAI64N;
+  t.name = "TAI64N";
+  t.setRegex("@[0-9a-f]{24}", wordBegin);
+  return t;
+}
+
+/** DatePatternRegex: expand %-directives, then setRegex. */
+function patternTemplate(pattern: string, tre: Record<string, string>): Tpl {
+  const t = new Tpl();
+  t.pattern = pattern;
+  let p = pattern;
+  let wordBegin: boolean | "start" = true;
+  let wordEnd = true;
+  if (/^\{UNB\}/.test(p)) {
+    p = p.replace(/^\{UNB\}/, "");
+    wordBegin = wordEnd = false;
+  }
+  if (wordBegin && /^\{\^LN-BEG\}/.test(p)) {
+    p = p.replace(/^\{\^LN-BEG\}/, "");
+    wordBegin = "start";
+  }
+  let regex = "";
+  let name = "";
+  for (let i = 0; i < p.length; ) {
+    const pc = p.indexOf("%", i);
+    if (pc < 0) {
+      regex += p.slice(i);
+      name += p.slice(i);
+      break;
+    }
+    regex += p.slice(i, pc);
+    name += p.slice(i, pc);
+    DIRECTIVE_RE.lastIndex = pc;
+    const m = DIRECTIVE_RE.exec(p);
+    if (!m) {
+      throw new Error(`unknown directive or unescaped percent char at "${p.slice(pc, pc + 4)}"`);
+    }
+    const k = m[1]!;
+    regex += tre[k];
+    name += DIRECTIVE_NAMES[k] ?? `%${k}`;
+    i = pc + m[0].length;
+  }
+  if (/(?<!%)%[aAbBpc]/.test(p)) regex = "(?iu)" + regex;
+  t.name = name;
+  t.setRegex(regex, wordBegin, wordEnd);
+  return t;
+}
+
+const DEFAULT_PATTERNS = [
+  "%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\\s*%z)?",
+  "(?:%a )?%b %d %k:%M:%S(?:\\.%f)?(?: %ExY)?",
+  "(?:%a )?%b %d %ExY %k:%M:%S(?:\\.%f)?",
+  "%d(?P<_sep>[-/])%m(?P=_sep)(?:%ExY|%Exy) %k:%M:%S",
+  "%d(?P<_sep>[-/])%b(?P=_sep)%ExY[ :]?%H:%M:%S(?:\\.%f)?(?: %z)?",
+  "%m/%d/%ExY:%H:%M:%S",
+  "%m-%d-%ExY %k:%M:%S(?:\\.%f)?",
+  "EPOCH",
+  "{^LN-BEG}%H:%M:%S",
+  "^<%m/%d/%Exy@%H:%M:%S>",
+  "%Exy%Exm%Exd  ?%H:%M:%S",
+  "%b %d, %ExY %I:%M:%S %p",
+  "^%b-%d-%Exy %k:%M:%S",
+  "%ExY%Exm%Exd(?:T|  ?)%ExH%ExM%ExS(?:[.,]%f)?(?:\\s*%z)?",
+  "(?:%Z )?(?:%a )?%b %d %k:%M:%S(?:\\.%f)?(?: %ExY)?",
+  "(?:%z )?(?:%a )?%b %d %k:%M:%S(?:\\.%f)?(?: %ExY)?",
+  "TAI64N",
+];
+
+/** datedetector.py _getPatternTemplate */
+function patternToTemplate(pattern: string, tre: Record<string, string>, key?: string): Tpl {
+  if (key === undefined) key = pattern.includes("%") ? pattern : pattern.toUpperCase();
+  if (key.includes("EPOCH")) {
+    if (RE_EPOCH_PATTERN.test(pattern)) return epochTemplate(false, pattern, key.includes("LEPOCH"));
+    if (key === "EPOCH" || key === "{^LN-BEG}EPOCH" || key === "^EPOCH") {
+      return epochTemplate(key !== "EPOCH", null, false);
+    }
+    if (key === "LEPOCH" || key === "{^LN-BEG}LEPOCH" || key === "^LEPOCH") {
+      return epochTemplate(key !== "LEPOCH", null, true);
+    }
+  }
+  if (key === "TAI64N" || key === "{^LN-BEG}TAI64N" || key === "^TAI64N") {
+    return tai64nTemplate(key !== "TAI64N" ? "start" : false);
+  }
+  return patternTemplate(pattern, tre);
+}
+
+/** DateTemplate.unboundPattern */
+function unboundPattern(p: string): string {
+  return p
+    .replace(/^\{UNB\}/, "")
+    .replace(/^\{\^LN-BEG\}/, "")
+    .replace(/^\((?:\?:)?\^\|\\b\|\\W\)/, "")
+    .replace(/\(\?=\\b\|\\W\|\$\)$/, "");
+}
+
+interface DefaultSet {
+  base: Tpl[]; // DEFAULT_TEMPLATES
+  all: Tpl[]; // the line-begin variants first, then the base list (DateDetectorCache)
+}
+
+const defaultSets = new Map<string, DefaultSet>();
+
+function defaults(tre: Record<string, string>): DefaultSet {
+  const exY = tre.ExY!;
+  let set = defaultSets.get(exY);
+  if (set) return set;
+  const base = DEFAULT_PATTERNS.map((p) => patternToTemplate(p, tre));
+  const anchored: Tpl[] = [];
+  for (const t of base) {
+    if (t.name.startsWith("{^LN-BEG}") || t.name.startsWith("^")) continue;
+    const t2 =
+      t.pattern !== null
+        ? patternToTemplate("{^LN-BEG}" + t.pattern, tre)
+        : patternToTemplate("{^LN-BEG}" + t.name, tre);
+    if (t2.name !== t.name) anchored.push(t2);
+  }
+  set = { base, all: [...anchored, ...base] };
+  defaultSets.set(exY, set);
+  return set;
+}
+
+/** The template list of a datepattern, as DateDetector.appendTemplate builds it. */
+function buildTemplates(datepattern: string | undefined, tre: Record<string, string>): Tpl[] {
+  if (datepattern === undefined) return defaults(tre).all;
+  const list: Tpl[] = [];
+  const known = new Set<string>();
+  const add = (t: Tpl, ignoreDup: boolean) => {
+    if (known.has(t.name)) {
+      if (ignoreDup) return;
+      throw new Error(`there is already a template with name ${t.name}`);
+    }
+    known.add(t.name);
+    list.push(t);
+  };
+  const lines = datepattern
+    .split(/\n+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (lines.length === 0) return defaults(tre).all;
+  for (const pattern of lines) {
+    const key = pattern.includes("%") ? pattern : pattern.toUpperCase();
+    if (key === "{^LN-BEG}" || key === "{DEFAULT}") {
+      const ignoreDup = list.length > 0;
+      for (const t of defaults(tre).all) {
+        if (key === "{^LN-BEG}" && !(t.flags & LINE_BEGIN)) continue;
+        add(t, ignoreDup);
+      }
+    } else if (key.includes("{DATE}")) {
+      const ignoreDup = list.length > 0;
+      const wrap = (s: string) => pattern.replace(/(?<!\\)\{DATE\}/gi, () => unboundPattern(s));
+      for (const t of defaults(tre).base) {
+        const t2 = t.pattern !== null ? patternToTemplate(wrap(t.pattern), tre) : patternToTemplate(wrap(t.name), tre);
+        add(t2, ignoreDup);
+      }
+    } else if (key === "{NONE}") {
+      const t = patternTemplate("{UNB}^", tre);
+      t.name = "{NONE}";
+      add(t, false);
+    } else {
+      add(patternToTemplate(pattern, tre, key), false);
+    }
+  }
+  return list;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matching
+
+/**
+ * Ordered alternation of templates, without their groups (a result array with hundreds of
+ * groups costs more than the match): it tells which template matches first and where; that
+ * template's own regex then runs once at that place for the groups.
+ */
+interface Union {
+  re: RegExp;
+  markers: number[]; // group of the empty marker "()" in front of each alternative
+  order: number[]; // index of each alternative in the detector's template list
+}
+
+function makeUnion(tpls: Tpl[], order: number[]): { source: string; markers: number[] } {
+  // consecutive alternatives that start with the word boundary share it: one check per position
+  let src = "";
+  let g = 0;
+  let inBound = false;
+  const markers: number[] = [];
+  for (const i of order) {
+    const t = tpls[i]!;
+    const bound = t.rx.lean[0] === RX_WBOUND;
+    if (inBound && !bound) src += "))";
+    if (src && !(inBound && bound)) src += "|";
+    if (bound && !inBound) src += `(?:${RX_WBOUND}(?:`;
+    else if (inBound && bound) src += "|";
+    inBound = bound;
+    g++;
+    markers.push(g);
+    src += `${t.rx.ci ? "(?i:" : "(?:"}()${emit(bound ? t.rx.lean.slice(1) : t.rx.lean, g)})`;
+    g += t.rx.leanGroups;
+  }
+  if (inBound) src += "))";
+  return { source: src, markers };
+}
+
+/** The template (index in the detector's list) of the alternative that matched, or -1. */
+function alternative(u: Union, m: RegExpExecArray | null): number {
+  if (!m) return -1;
+  const { markers } = u;
+  for (let a = 0; a < markers.length; a++) if (m[markers[a]!] !== undefined) return u.order[a]!;
+  return -1;
+}
+
+interface Compiled {
+  tpl: Tpl;
+  re: RegExp; // search
+  sticky: RegExp; // the same, anchored at lastIndex
+}
+
+/** A regex source for lines that are pure ASCII: no "u" flag, which JS runs faster. */
+function asciiSource(src: string): string {
+  return src.replaceAll(WC, "\\w").replace(/\\u\{([0-9a-f]+)\}/g, (_, h: string) => {
+    const cp = Number.parseInt(h, 16);
+    if (cp < 0x10000) return `\\u${cp.toString(16).padStart(4, "0")}`;
+    const c = String.fromCodePoint(cp);
+    return `\\u${c.charCodeAt(0).toString(16)}\\u${c.charCodeAt(1).toString(16)}`;
+  });
+}
+
+/**
+ * The compiled regexes of a template list, for lines with any characters (Unicode: Python's
+ * `\w` takes in all letters and digits) or for pure ASCII lines.
+ */
+class Engine {
+  private readonly compiled: Compiled[];
+  private readonly u0: Union | null = null; // all templates, sticky at 0
+  private readonly u1: Union | null = null; // word-bounded templates, sticky at 1
+  private readonly uAll: Union | null = null; // word-bounded templates but the last, search
+  private readonly firstWord: number = 0;
+  /** the template of the last match */
+  hit: Tpl | null = null;
+
+  constructor(tpls: Tpl[], unicode: boolean) {
+    const u = unicode ? "u" : "";
+    const src = (s: string) => (unicode ? s : asciiSource(s));
+    this.compiled = tpls.map((tpl) => {
+      const flags = (tpl.rx.ci ? "i" : "") + u + (tpl.rx.indices ? "d" : "");
+      const source = src(emit(tpl.rx.parts, 0));
+      return { tpl, re: new RegExp(source, flags), sticky: new RegExp(source, `${flags}y`) };
+    });
+    const unionable = tpls.length > 2 && tpls.every((t) => !t.rx.indices && (!t.breaker || t.rx.caret));
+    if (unionable) {
+      const union = (order: number[], flags: string) => {
+        const un = makeUnion(tpls, order);
+        return { re: new RegExp(src(un.source), flags + u), markers: un.markers, order };
+      };
+      const all = tpls.map((_, i) => i);
+      const word = all.filter((i) => !tpls[i]!.breaker);
+      this.u0 = union(all, "y");
+      this.firstWord = word.length ? word[0]! : tpls.length;
+      if (word.length) {
+        this.u1 = union(word, "y");
+        const last = tpls.length - 1;
+        const rest = word.filter((i) => i !== last);
+        if (rest.length) this.uAll = union(rest, "");
+      }
+    }
+  }
+
+  /** The match of the winning template (then in `hit`), or null. */
+  find(line: string): RegExpExecArray | null {
+    return this.u0 ? this.findUnion(line) : this.findLoop(line);
+  }
+
+  /** One regex per template, in order (few templates, or templates the unions cannot hold). */
+  private findLoop(line: string): RegExpExecArray | null {
+    const c = this.compiled;
+    const lastI = c.length - 1;
+    let best: RegExpExecArray | null = null;
+    for (let i = 0; i <= lastI; i++) {
+      const m = c[i]!.re.exec(line);
+      if (!m) continue;
+      if (i === lastI || c[i]!.tpl.breaker || m.index <= 1) {
+        this.hit = c[i]!.tpl;
+        return m;
+      }
+      if (!best || m.index < best.index) {
+        best = m;
+        this.hit = c[i]!.tpl;
+      }
+    }
+    return best;
+  }
+
+  private findUnion(line: string): RegExpExecArray | null {
+    const u0 = this.u0!;
+    u0.re.lastIndex = 0;
+    let a = alternative(u0, u0.re.exec(line));
+    if (a < 0 || a > this.firstWord) {
+      // a word-bounded template before it may match at position 1
+      const u1 = this.u1;
+      if (u1) {
+        u1.re.lastIndex = 1;
+        const a1 = alternative(u1, u1.re.exec(line));
+        if (a1 >= 0 && (a < 0 || a1 < a)) return this.at(a1, line, 1);
+      }
+    }
+    if (a >= 0) return this.at(a, line, 0);
+    // none at the line start: the last template if it matches, else the leftmost match
+    const last = this.compiled[this.compiled.length - 1]!;
+    if (!last.tpl.breaker) {
+      const m = last.re.exec(line);
+      if (m) {
+        this.hit = last.tpl;
+        return m;
+      }
+    }
+    const u = this.uAll;
+    if (!u) return null;
+    const m = u.re.exec(line);
+    a = alternative(u, m);
+    return a < 0 ? null : this.at(a, line, m!.index);
+  }
+
+  /** Template `i` at position `pos`, where a union saw it match. */
+  private at(i: number, line: string, pos: number): RegExpExecArray | null {
+    const c = this.compiled[i]!;
+    c.sticky.lastIndex = pos;
+    this.hit = c.tpl;
+    return c.sticky.exec(line);
+  }
+}
+
+const MONTH_KEYS = new Map<number, number>();
+A_MONTH.forEach((mon, i) => {
+  MONTH_KEYS.set((mon.charCodeAt(0) << 16) | (mon.charCodeAt(1) << 8) | mon.charCodeAt(2), i + 1);
+});
+
+function toInt(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c >= 0 && c <= 9) n = n * 10 + c;
+    else if (c !== -16) return Number.NaN; // a leading space ("%d", "%k") is allowed
+  }
+  return n;
+}
+
+/** _strptime._calc_julian_from_U_or_W */
+function julianFromWeek(year: number, week: number, weekday: number, mondayFirst: boolean): number {
+  let first = (daysFromCivil(year, 1, 1) + 3) % 7; // Monday = 0
+  if (first < 0) first += 7;
+  let dow = weekday;
+  if (!mondayFirst) {
+    first = (first + 1) % 7;
+    dow = (dow + 1) % 7;
+  }
+  const week0 = (7 - first) % 7;
+  if (week === 0) return 1 + dow - first;
+  return 1 + week0 + 7 * (week - 1) + dow;
+}
+
+class Detector implements DateDetector {
+  readonly none: boolean;
+  private readonly result: DateMatch = { start: 0, end: 0, time: 0, template: "" };
+  private readonly local = new LocalZone();
+  private readonly zones = new Map<string, number>();
+  private readonly defaultTz: number; // minutes, NaN = local time
+  private readonly now: () => number;
+  private readonly ascii: Engine;
+  private readonly unicode: Engine;
+
+  constructor(opts: DateDetectorOptions) {
+    this.now = opts.now ?? (() => Date.now() / 1000);
+    const tz = opts.logtimezone?.trim();
+    if (tz) {
+      const off = zoneOffset(tz);
+      if (Number.isNaN(off)) {
+        throw new Fail2tsError("config", `logtimezone: unknown or unsupported time zone: ${JSON.stringify(tz)}`);
+      }
+      this.defaultTz = off;
+    } else this.defaultTz = Number.NaN;
+    const year = Math.max(new Date().getUTCFullYear(), new Date(this.now() * 1000).getUTCFullYear());
+    const tre = timeRE(exYearRE(year));
+    let tpls: Tpl[];
+    try {
+      tpls = buildTemplates(opts.datepattern, tre);
+    } catch (err) {
+      if (err instanceof Fail2tsError) throw err;
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new Fail2tsError("config", `datepattern ${JSON.stringify(opts.datepattern)}: ${msg}`, undefined, {
+        cause: err,
+      });
+    }
+    this.none = tpls[0]!.name === "{NONE}";
+    this.unicode = new Engine(tpls, true);
+    this.ascii = new Engine(tpls, false);
+  }
+
+  match(line: string): DateMatch | null {
+    if (this.none) return null;
+    // Python's \w, \W, \b are Unicode-aware; on pure ASCII lines the faster non-"u" regexes agree
+    const e = Buffer.byteLength(line) === line.length ? this.ascii : this.unicode;
+    const m = e.find(line);
+    return m ? this.found(e.hit!, m, 0) : null;
+  }
+
+  private found(t: Tpl, m: RegExpExecArray, base: number): DateMatch {
+    const r = this.result;
+    const text = m[base + t.rx.date];
+    let start = m.index;
+    if (t.rx.pre) start += m[base + t.rx.pre]!.length;
+    else if (t.rx.indices) start = m.indices?.[t.rx.date]?.[0] ?? m.index;
+    r.start = start;
+    r.end = start + (text === undefined ? 0 : text.length);
+    r.template = t.name;
+    if (!text) r.time = Number.NaN;
+    else if (t.kind === KIND_PATTERN) r.time = this.strptime(t, m, base);
+    else if (t.kind === KIND_EPOCH) r.time = epochValue(m[base + t.epochGroup] ?? "", t.longFrm);
+    else r.time = Number.parseInt(text.slice(2, 17), 16);
+    return r;
+  }
+
+  /** strptime.py reGroupDictStrptime */
+  private strptime(t: Tpl, m: RegExpExecArray, base: number): number {
+    let year = -1;
+    let month = -1;
+    let day = -1;
+    let hour = 0;
+    let minute = 0;
+    let second = 0;
+    let tzoff = Number.NaN;
+    let weekday = -1;
+    let julian = -1;
+    let week = -1;
+    let mondayFirst = false;
+    const f = t.fields;
+    for (let k = 0; k < f.length; k += 2) {
+      const v = m[base + f[k + 1]!];
+      if (v === undefined) continue;
+      switch (f[k]) {
+        case F_y:
+          year = toInt(v);
+          if (year <= 2000) year += 2000;
+          break;
+        case F_Y:
+          year = toInt(v);
+          break;
+        case F_m:
+          month = toInt(v);
+          break;
+        case F_b:
+          month = monthAbbr(v);
+          break;
+        case F_B:
+          month = F_MONTH.indexOf(v.toLowerCase()) + 1;
+          break;
+        case F_d:
+          day = toInt(v);
+          break;
+        case F_H:
+          hour = toInt(v);
+          break;
+        case F_I: {
+          hour = toInt(v);
+          let ampm = "";
+          if (t.pGroup) {
+            const p = m[base + t.pGroup];
+            if (p === undefined) return Number.NaN; // Fail2ban fails on None.lower()
+            ampm = p.toLowerCase();
+          }
+          if (ampm === "" || ampm === "am") {
+            if (hour === 12) hour = 0;
+          } else if (ampm === "pm" && hour !== 12) hour += 12;
+          break;
+        }
+        case F_M:
+          minute = toInt(v);
+          break;
+        case F_S:
+          second = toInt(v);
+          break;
+        case F_z:
+          tzoff = this.zone(v);
+          if (Number.isNaN(tzoff)) return Number.NaN;
+          break;
+        case F_a:
+          weekday = A_WEEKDAY.indexOf(v.toLowerCase());
+          break;
+        case F_A:
+          weekday = F_WEEKDAY.indexOf(v.toLowerCase());
+          break;
+        case F_w:
+          weekday = toInt(v) - 1;
+          if (weekday < 0) weekday = 6;
+          break;
+        case F_j:
+          julian = toInt(v);
+          break;
+        case F_U:
+        case F_W:
+          week = toInt(v);
+          mondayFirst = f[k] === F_W;
+          break;
+        case F_s:
+          return toInt(v);
+      }
+    }
+    let nowWall = Number.NaN;
+    let assumeYear = false;
+    if (year < 0) {
+      nowWall = this.local.toWall(this.now());
+      year = Math.floor(civilFromDays(Math.floor(nowWall / 86400)) / 10000);
+      assumeYear = true;
+    }
+    if (month < 0 || day < 0) {
+      if (julian < 0 && week >= 0 && weekday >= 0) julian = julianFromWeek(year, week, weekday, mondayFirst);
+      if (julian >= 0) {
+        if (year < 1 || year > 9999) return Number.NaN;
+        const ymd = civilFromDays(daysFromCivil(year, 1, 1) + julian - 1);
+        year = Math.floor(ymd / 10000);
+        month = Math.floor(ymd / 100) % 100;
+        day = ymd % 100;
+      }
+    }
+    let assumeToday = false;
+    if (month < 0 && day < 0) {
+      if (Number.isNaN(nowWall)) nowWall = this.local.toWall(this.now());
+      const ymd = civilFromDays(Math.floor(nowWall / 86400));
+      month = Math.floor(ymd / 100) % 100;
+      day = ymd % 100;
+      assumeToday = true;
+    }
+    if (!validDate(year, month, day) || hour > 23 || minute > 59 || second > 59) return Number.NaN;
+    let wall = daysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
+    if (Number.isNaN(tzoff)) tzoff = this.defaultTz;
+    if (!Number.isNaN(tzoff)) wall -= tzoff * 60;
+    if (assumeToday && wall > nowWall) wall -= 86400;
+    if (assumeYear && wall > nowWall + 86400) {
+      // the year before; Fail2ban resets month and day but keeps the (zone shifted) time of day
+      if (!validDate(year - 1, month, day)) return Number.NaN;
+      const tod = wall - Math.floor(wall / 86400) * 86400;
+      wall = daysFromCivil(year - 1, month, day) * 86400 + tod;
+    }
+    return Number.isNaN(tzoff) ? this.local.toEpoch(wall) : wall;
+  }
+
+  private zone(v: string): number {
+    let off = this.zones.get(v);
+    if (off === undefined) {
+      off = zoneOffset(v);
+      if (this.zones.size > 1000) this.zones.clear();
+      this.zones.set(v, off);
+    }
+    return off;
+  }
+}
+
+function monthAbbr(v: string): number {
+  if (v.length !== 3) return A_MONTH.indexOf(v.toLowerCase()) + 1;
+  const key = ((v.charCodeAt(0) | 32) << 16) | ((v.charCodeAt(1) | 32) << 8) | (v.charCodeAt(2) | 32);
+  return MONTH_KEYS.get(key) ?? A_MONTH.indexOf(v.toLowerCase()) + 1;
+}
+
+/** DateEpoch.getDate */
+function epochValue(v: string, longFrm: boolean): number {
+  const n = Number(v);
+  if (longFrm && v.length >= 13) return v.length >= 16 && !v.includes(".") ? n / 1_000_000 : n / 1000;
+  return n;
+}
+
+/**
+ * A date detector for one datepattern (or Fail2ban's default templates when there is none).
+ * Throws Fail2tsError("config") for a datepattern or logtimezone that Fail2ban would refuse.
+ */
+export function createDateDetector(opts: DateDetectorOptions = {}): DateDetector {
+  return new Detector(opts);
+}

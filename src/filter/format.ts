@@ -226,6 +226,14 @@ export function loadFilterSpec(
     }
     options[k] = v;
   }
+  // A mode must name a mode_<mode> definition: say so plainly instead of failing deep inside.
+  const modes = [...scopes[0]!.defs.keys()].filter((d) => d.startsWith("mode_")).map((d) => d.slice(5));
+  if (options.mode !== undefined && modes.length > 0 && !modes.includes(options.mode)) {
+    throw new Fail2tsError(
+      "config",
+      `filter ${src.name} has no mode ${JSON.stringify(options.mode)} (modes: ${modes.join(", ")})`,
+    );
+  }
   const r = new Resolver(scopes, options);
   const listAt = (key: string) => (item: string) => whereOf(src.text, src.file, [key], item);
 

@@ -4,7 +4,7 @@
  * <F-NOFAIL>, <F-MLFFORGET>, <F-MLFGAINED>). Pure: no I/O, no timers; time comes in.
  * One FilterMatcher per log stream (its state is that stream's sessions).
  */
-import { type HostKind, isLooseIPv4, normalizeHost } from "../util/ip.ts";
+import { type HostKind, isLooseIPv4, normalizeHost, normalizeIP } from "../util/ip.ts";
 import type { CompiledFilter, CompiledRegex } from "./compile.ts";
 
 export type IdKind = HostKind | "raw";
@@ -256,9 +256,9 @@ export class FilterMatcher {
       }
     } else {
       // A raw failure id (<F-ID>): an address when it is one, else kept as text.
-      const h = normalizeHost(host);
-      id = h ? h.value : host;
-      kind = h ? h.kind : "raw";
+      const ip = normalizeIP(host);
+      id = ip ?? host;
+      kind = ip === null ? "raw" : ip.includes(":") ? "ip6" : "ip4";
       if (/[\0-\x1f\x7f]/.test(id) || id.length > 256)
         return this.result(time, template, i, null, false, host);
     }

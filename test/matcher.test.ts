@@ -104,3 +104,8 @@ describe("matcher", () => {
     expect(() => filterOf(`description = "t"\nfailregex = ['%(nope)s']`)).toThrow(/unknown option or definition %\(nope\)s/);
   });
 });
+
+test("an entry with two references is a string, not one name", () => {
+  const m = filterOf(`description = "t"\nfailregex = ['%(a)s x%(b)s']\n[definitions]\na = '^ login failed'\nb = ' from <HOST>$'`);
+  expect(m.processLine("May  1 10:00:00 login failed x from 192.0.2.9").failure?.id).toBe("192.0.2.9");
+});

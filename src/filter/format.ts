@@ -110,9 +110,9 @@ class Resolver {
     const out: RegexEntry[] = [];
     for (const raw of values) {
       const w = where(raw);
-      const whole = /^%\((.+)\)s$/.exec(raw.trim());
-      if (whole && !whole[1]!.includes(")s%(")) {
-        const name = this.str(whole[1]!, w, depth);
+      const inner = wholeReference(raw.trim());
+      if (inner !== null) {
+        const name = this.str(inner, w, depth);
         const v = this.lookup(name);
         if (v === undefined) throw new Fail2tsError("config", `unknown option or definition %(${name})s`, w);
         if (Array.isArray(v)) {
@@ -133,6 +133,23 @@ class Resolver {
     }
     return out;
   }
+}
+
+/** `%(name)s` or `%(a_%(b)s)s` as a whole entry: the inner name; null for anything else. */
+function wholeReference(s: string): string | null {
+  if (!s.startsWith("%(") || !s.endsWith(")s")) return null;
+  let depth = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (s.startsWith("%(", i)) {
+      depth++;
+      i++;
+    } else if (s.startsWith(")s", i)) {
+      depth--;
+      i++;
+      if (depth === 0 && i !== s.length - 1) return null;
+    }
+  }
+  return depth === 0 ? s.slice(2, -2) : null;
 }
 
 function expectString(v: unknown, what: string, where: string): string {

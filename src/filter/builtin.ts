@@ -23,10 +23,13 @@ export function builtinOrigin(): string {
   return EMBEDDED.length > 0 ? "embedded" : SOURCE_DIR;
 }
 
+let listed: string[] | null = null;
+
 function fileNames(): string[] {
   if (EMBEDDED.length > 0) return EMBEDDED;
-  if (!existsSync(SOURCE_DIR)) return [];
-  return readdirSync(SOURCE_DIR).filter((n) => n.endsWith(".toml"));
+  if (listed === null)
+    listed = existsSync(SOURCE_DIR) ? readdirSync(SOURCE_DIR).filter((n) => n.endsWith(".toml")) : [];
+  return listed;
 }
 
 /** Names of the built-in filters, sorted. */

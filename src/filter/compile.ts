@@ -28,6 +28,12 @@ export interface CompiledFilter {
   dates: DateDetector;
   /** Lines come from the journal: the date is known, no date detection on the text. */
   journal: boolean;
+  /**
+   * All failregexes as one anchored alternation with an empty marker group before each:
+   * one regex run tells whether any matches and which comes first (single-line filters whose
+   * regexes all start with `^` and use no back-references). Null when that does not hold.
+   */
+  dispatch: { re: RegExp; markers: number[] } | null;
 }
 
 export interface CompileOptions extends TagOptions {
@@ -90,5 +96,83 @@ export function compileFilter(spec: FilterSpec, opts: CompileOptions = {}): Comp
     maxlines: spec.maxlines,
     dates,
     journal: spec.options.logtype === "journal",
+    dispatch: multiline ? null : buildDispatch(fail),
   };
+}
+
+/** True when `^` anchors the whole source (no top-level `|`). */
+function anchoredWhole(src: string): boolean {
+  if (!src.startsWith("^")) return false;
+  let depth = 0;
+  let inClass = false;
+  for (let i = 1; i < src.length; i++) {
+    const c = src[i];
+    if (c === "\\") {
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === "]") inClass = false;
+      continue;
+    }
+    if (c === "[") inClass = true;
+    else if (c === "(") depth++;
+    else if (c === ")") depth--;
+    else if (c === "|" && depth === 0) return false;
+  }
+  return true;
+}
+
+/** The source with every capturing group made non-capturing (no back-references in it). */
+function stripCaptures(src: string): string {
+  let out = "";
+  let inClass = false;
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i]!;
+    if (c === "\\") {
+      out += c + (src[i + 1] ?? "");
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === "]") inClass = false;
+      out += c;
+      continue;
+    }
+    if (c === "[") inClass = true;
+    if (c === "(") {
+      if (src[i + 1] !== "?") {
+        out += "(?:";
+        continue;
+      }
+      const named = /^\(\?<([A-Za-z_]\w*)>/.exec(src.slice(i));
+      if (named) {
+        out += "(?:";
+        i += named[0].length - 1;
+        continue;
+      }
+    }
+    out += c;
+  }
+  return out;
+}
+
+function buildDispatch(fail: CompiledRegex[]): CompiledFilter["dispatch"] {
+  if (fail.length < 2) return null;
+  const flags = fail[0]!.re.flags.replace(/[is]/g, "");
+  const parts: string[] = [];
+  const markers: number[] = [];
+  for (const r of fail) {
+    const src = r.re.source;
+    if (!anchoredWhole(src) || /\\(?:[1-9]|k<)/.test(src) || r.re.flags.replace(/[is]/g, "") !== flags)
+      return null;
+    const mods = (r.re.flags.includes("i") ? "i" : "") + (r.re.flags.includes("s") ? "s" : "");
+    parts.push(`()${mods ? `(?${mods}:` : "(?:"}${stripCaptures(src.slice(1))})`);
+    markers.push(markers.length + 1);
+  }
+  try {
+    return { re: new RegExp(`^(?:${parts.join("|")})`, flags), markers };
+  } catch {
+    return null;
+  }
 }

@@ -13,8 +13,13 @@
  *   position 0 or 1; failing that, the last template if it matches; failing that, the leftmost
  *   match (earliest template on ties). Instead of trying templates one by one, the templates are
  *   joined into ordered alternations (JS picks the leftmost position, then the first alternative),
- *   which gives the same answer in one or two regex runs per line.
- * - Local time is converted once per (year, month, day, hour) of wall time and cached.
+ *   which gives the same answer in one or two regex runs per line; the alternations carry no
+ *   groups, the winner's own regex then runs once where it matched. A template that won at the
+ *   line start is tried first on the next line, after checking the few anchored ones before it.
+ * - Pure ASCII lines (nearly all) use regexes without the "u" flag, which JS runs faster; other
+ *   lines use the Unicode ones (Python's `\w` counts all letters and digits).
+ * - Local time is converted once per (year, month, day, hour) of wall time and cached, so is the
+ *   day of a date; the result object is reused: no allocation per line besides the regex match.
  */
 import { Fail2tsError } from "../util/errors.ts";
 
@@ -287,7 +292,9 @@ function civilFromDays(z: number): number {
   z += 719468;
   const era = Math.floor(z / 146097);
   const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365,
+  );
   const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
   const mp = Math.floor((5 * doy + 2) / 153);
   const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
@@ -376,6 +383,7 @@ interface Translated {
   indices: boolean; // start of group(1) needs the "d" flag
   ci: boolean;
   caret: boolean; // starts with ^ and has no top-level alternation: sticky at 0 == search
+  first: string | null; // class body of the characters a match can start with, if known
   named: [string, number][]; // Python group names → JS groups, in group order
 }
 
@@ -663,8 +671,112 @@ function translate(src: string): Translated {
     indices: !wrapPre,
     ci,
     caret: !topAlt && first?.k === "txt" && first.s.startsWith("^"),
+    first: firstChars(toks, 0, toks.length, ci),
     named,
   };
+}
+
+const ZERO_WIDTH = new Set(["^", "$", RX_WBOUND, RX_B, RX_NB]);
+
+/**
+ * The characters a match of toks[from, to) can start with, as a class body, or null if that is
+ * not simple to tell (or the sequence can match the empty string).
+ */
+function firstChars(toks: Tok[], from: number, to: number, ci: boolean): string | null {
+  const r = firstOf(toks, from, to, ci);
+  return r && !r.nullable ? r.set : null;
+}
+
+function firstOf(
+  toks: Tok[],
+  from: number,
+  to: number,
+  ci: boolean,
+): { set: string; nullable: boolean } | null {
+  // alternatives at this level
+  const alts: [number, number][] = [];
+  let d = 0;
+  let a = from;
+  for (let i = from; i < to; i++) {
+    const t = toks[i]!;
+    if (t.k === "open") d++;
+    else if (t.k === "close") d--;
+    else if (t.k === "alt" && d === 0) {
+      alts.push([a, i]);
+      a = i + 1;
+    }
+  }
+  alts.push([a, to]);
+  let set = "";
+  let nullable = false;
+  for (const [s, e] of alts) {
+    const r = firstOfSeq(toks, s, e, ci);
+    if (!r) return null;
+    set += r.set;
+    nullable ||= r.nullable;
+  }
+  return { set, nullable };
+}
+
+/** A class body that can be put next to others: no "-" or "^" at its ends. */
+function classPiece(body: string): string {
+  if (body.startsWith("-") || body.startsWith("^")) body = `\\${body}`;
+  if (body.endsWith("-") && !body.endsWith("\\-")) body = `${body.slice(0, -1)}\\-`;
+  return body;
+}
+
+function firstOfSeq(
+  toks: Tok[],
+  from: number,
+  to: number,
+  ci: boolean,
+): { set: string; nullable: boolean } | null {
+  let set = "";
+  let i = from;
+  while (i < to) {
+    const t = toks[i]!;
+    let atom: { set: string; nullable: boolean } | null;
+    let next = i + 1;
+    if (t.k === "open") {
+      let d = 1;
+      while (d > 0) {
+        const u = toks[next++]!;
+        if (u.k === "open") d++;
+        else if (u.k === "close") d--;
+      }
+      if (/^\(\?<?[=!]/.test(t.s)) atom = { set: "", nullable: true };
+      else if (/^\(\?[a-z-]+:/.test(t.s)) return null;
+      else atom = firstOf(toks, i + 1, next - 1, ci);
+    } else if (t.k === "txt") {
+      const x = t.s;
+      if (ZERO_WIDTH.has(x)) atom = { set: "", nullable: true };
+      else if (/^[*+?{]/.test(x)) return null;
+      else if (x === RX_WORD) atom = { set: WC, nullable: false };
+      else if (x === "\\d" || x === "\\s") atom = { set: x, nullable: false };
+      else if (/^\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4})$/.test(x)) atom = { set: x, nullable: false };
+      else if (x.startsWith("[") && !x.startsWith("[^")) {
+        const body = x.slice(1, -1);
+        if (ci && body.includes("\\")) return null;
+        atom = { set: ci ? body.toLowerCase() + body.toUpperCase() : body, nullable: false };
+      } else if (x.length === 1 && /[A-Za-z0-9 _:,.@<>=#%&'"/;!~`]/.test(x)) {
+        const e = "/".includes(x) ? `\\${x}` : x;
+        atom = { set: ci ? e.toLowerCase() + e.toUpperCase() : e, nullable: false };
+      } else if (/^\\[-+.*?()[\]{}|^$/]$/.test(x)) atom = { set: x, nullable: false };
+      else return null;
+    } else return null; // alternation inside a sequence cannot happen here, back references: unknown
+    if (!atom) return null;
+    // a quantifier that allows zero repetitions
+    const q = toks[next];
+    if (q?.k === "txt" && /^(?:[*?]|\{0[,}])/.test(q.s)) {
+      atom = { set: atom.set, nullable: true };
+      next++;
+    } else if (q?.k === "txt" && /^(?:\+|\{[1-9])/.test(q.s)) next++;
+    if (toks[next]?.k === "txt" && (toks[next] as { s: string }).s === "?") next++; // lazy
+    set += classPiece(atom.set);
+    if (!atom.nullable) return { set, nullable: false };
+    i = next;
+  }
+  return { set, nullable: true };
 }
 
 /** JS source of a translated regex whose group k is group `base + k` of the whole regex. */
@@ -722,28 +834,17 @@ const FIELD_CODES: Record<string, number> = {
   s: F_s,
 };
 
-interface Template {
-  name: string;
-  /** the pattern it was built from (Fail2ban's `template.pattern`), or null for Epoch/TAI64N */
-  pattern: string | null;
-  kind: number;
-  flags: number;
-  rx: Translated;
-  /** [field code, JS group] pairs in group order */
-  fields: number[];
-  pGroup: number; // JS group of %p, 0 if none
-  epochGroup: number;
-  longFrm: boolean;
-}
-
-class Tpl implements Template {
+/** A date template (Fail2ban's DatePatternRegex, DateEpoch or DateTai64n). */
+class Tpl {
   name = "";
+  /** the pattern it was built from (Fail2ban's `template.pattern`), or null for Epoch/TAI64N */
   pattern: string | null = null;
   kind = KIND_PATTERN;
   flags = 0;
   rx!: Translated;
+  /** [field code, JS group] pairs in group order */
   fields: number[] = [];
-  pGroup = 0;
+  pGroup = 0; // JS group of %p, 0 if none
   epochGroup = 1;
   longFrm = false;
 
@@ -791,8 +892,8 @@ class Tpl implements Template {
   private compile(regex: string): void {
     const rx = translate(regex);
     this.rx = rx;
-    // refuse now what would fail at match time
-    new RegExp(emit(rx.parts, 0), rx.ci ? "iu" : "u");
+    // refuse now what would fail at match time (throws SyntaxError)
+    void new RegExp(emit(rx.parts, 0), rx.ci ? "iu" : "u");
     this.fields = [];
     for (const [name, g] of rx.named) {
       const code = FIELD_CODES[name];
@@ -986,7 +1087,8 @@ function buildTemplates(datepattern: string | undefined, tre: Record<string, str
       const ignoreDup = list.length > 0;
       const wrap = (s: string) => pattern.replace(/(?<!\\)\{DATE\}/gi, () => unboundPattern(s));
       for (const t of defaults(tre).base) {
-        const t2 = t.pattern !== null ? patternToTemplate(wrap(t.pattern), tre) : patternToTemplate(wrap(t.name), tre);
+        const t2 =
+          t.pattern !== null ? patternToTemplate(wrap(t.pattern), tre) : patternToTemplate(wrap(t.name), tre);
         add(t2, ignoreDup);
       }
     } else if (key === "{NONE}") {
@@ -1025,8 +1127,20 @@ function makeUnion(tpls: Tpl[], order: number[]): { source: string; markers: num
     const bound = t.rx.lean[0] === RX_WBOUND;
     if (inBound && !bound) src += "))";
     if (src && !(inBound && bound)) src += "|";
-    if (bound && !inBound) src += `(?:${RX_WBOUND}(?:`;
-    else if (inBound && bound) src += "|";
+    if (bound && !inBound) {
+      // the characters any of the bounded group can start with: one cheap test per position
+      let first = "";
+      for (let k = order.indexOf(i); k < order.length; k++) {
+        const rx = tpls[order[k]!]!.rx;
+        if (rx.lean[0] !== RX_WBOUND) break;
+        if (rx.first === null) {
+          first = "";
+          break;
+        }
+        first += rx.first;
+      }
+      src += `(?:${RX_WBOUND}${first ? `(?=[${first}])` : ""}(?:`;
+    } else if (inBound && bound) src += "|";
     inBound = bound;
     g++;
     markers.push(g);
@@ -1073,6 +1187,8 @@ class Engine {
   private readonly firstWord: number = 0;
   /** the template of the last match */
   hit: Tpl | null = null;
+  /** the template that won at position 0 last time, if it comes before any word-bounded one */
+  private lastEarly = -1;
 
   constructor(tpls: Tpl[], unicode: boolean) {
     const u = unicode ? "u" : "";
@@ -1127,9 +1243,31 @@ class Engine {
   }
 
   private findUnion(line: string): RegExpExecArray | null {
+    // fast path: the template that won at the line start last time, if the few templates before
+    // it (all line-anchored) do not match: then it is what the ordered search would pick too
+    const w = this.lastEarly;
+    if (w >= 0) {
+      const c = this.compiled;
+      let i = 0;
+      for (; i < w; i++) {
+        const s = c[i]!.sticky;
+        s.lastIndex = 0;
+        if (s.test(line)) break;
+      }
+      if (i === w) {
+        const s = c[w]!.sticky;
+        s.lastIndex = 0;
+        const m = s.exec(line);
+        if (m) {
+          this.hit = c[w]!.tpl;
+          return m;
+        }
+      }
+    }
     const u0 = this.u0!;
     u0.re.lastIndex = 0;
     let a = alternative(u0, u0.re.exec(line));
+    this.lastEarly = a >= 0 && a <= this.firstWord && a <= 6 ? a : -1;
     if (a < 0 || a > this.firstWord) {
       // a word-bounded template before it may match at position 1
       const u1 = this.u1;
@@ -1203,6 +1341,12 @@ class Detector implements DateDetector {
   private readonly now: () => number;
   private readonly ascii: Engine;
   private readonly unicode: Engine;
+  // caches of strptime
+  private nowBucket = Number.NaN;
+  private nowOffset = 0;
+  private nowYmd = 0;
+  private lastYmd = -1;
+  private lastDays = 0;
 
   constructor(opts: DateDetectorOptions) {
     this.now = opts.now ?? (() => Date.now() / 1000);
@@ -1210,7 +1354,10 @@ class Detector implements DateDetector {
     if (tz) {
       const off = zoneOffset(tz);
       if (Number.isNaN(off)) {
-        throw new Fail2tsError("config", `logtimezone: unknown or unsupported time zone: ${JSON.stringify(tz)}`);
+        throw new Fail2tsError(
+          "config",
+          `logtimezone: unknown or unsupported time zone: ${JSON.stringify(tz)}`,
+        );
       }
       this.defaultTz = off;
     } else this.defaultTz = Number.NaN;
@@ -1236,27 +1383,27 @@ class Detector implements DateDetector {
     // Python's \w, \W, \b are Unicode-aware; on pure ASCII lines the faster non-"u" regexes agree
     const e = Buffer.byteLength(line) === line.length ? this.ascii : this.unicode;
     const m = e.find(line);
-    return m ? this.found(e.hit!, m, 0) : null;
+    return m ? this.found(e.hit!, m) : null;
   }
 
-  private found(t: Tpl, m: RegExpExecArray, base: number): DateMatch {
+  private found(t: Tpl, m: RegExpExecArray): DateMatch {
     const r = this.result;
-    const text = m[base + t.rx.date];
+    const text = m[t.rx.date];
     let start = m.index;
-    if (t.rx.pre) start += m[base + t.rx.pre]!.length;
+    if (t.rx.pre) start += m[t.rx.pre]!.length;
     else if (t.rx.indices) start = m.indices?.[t.rx.date]?.[0] ?? m.index;
     r.start = start;
     r.end = start + (text === undefined ? 0 : text.length);
     r.template = t.name;
     if (!text) r.time = Number.NaN;
-    else if (t.kind === KIND_PATTERN) r.time = this.strptime(t, m, base);
-    else if (t.kind === KIND_EPOCH) r.time = epochValue(m[base + t.epochGroup] ?? "", t.longFrm);
+    else if (t.kind === KIND_PATTERN) r.time = this.strptime(t, m);
+    else if (t.kind === KIND_EPOCH) r.time = epochValue(m[t.epochGroup] ?? "", t.longFrm);
     else r.time = Number.parseInt(text.slice(2, 17), 16);
     return r;
   }
 
   /** strptime.py reGroupDictStrptime */
-  private strptime(t: Tpl, m: RegExpExecArray, base: number): number {
+  private strptime(t: Tpl, m: RegExpExecArray): number {
     let year = -1;
     let month = -1;
     let day = -1;
@@ -1270,7 +1417,7 @@ class Detector implements DateDetector {
     let mondayFirst = false;
     const f = t.fields;
     for (let k = 0; k < f.length; k += 2) {
-      const v = m[base + f[k + 1]!];
+      const v = m[f[k + 1]!];
       if (v === undefined) continue;
       switch (f[k]) {
         case F_y:
@@ -1299,7 +1446,7 @@ class Detector implements DateDetector {
           hour = toInt(v);
           let ampm = "";
           if (t.pGroup) {
-            const p = m[base + t.pGroup];
+            const p = m[t.pGroup];
             if (p === undefined) return Number.NaN; // Fail2ban fails on None.lower()
             ampm = p.toLowerCase();
           }
@@ -1343,8 +1490,8 @@ class Detector implements DateDetector {
     let nowWall = Number.NaN;
     let assumeYear = false;
     if (year < 0) {
-      nowWall = this.local.toWall(this.now());
-      year = Math.floor(civilFromDays(Math.floor(nowWall / 86400)) / 10000);
+      nowWall = this.nowWall();
+      year = Math.floor(this.nowYmd / 10000);
       assumeYear = true;
     }
     if (month < 0 || day < 0) {
@@ -1359,14 +1506,19 @@ class Detector implements DateDetector {
     }
     let assumeToday = false;
     if (month < 0 && day < 0) {
-      if (Number.isNaN(nowWall)) nowWall = this.local.toWall(this.now());
-      const ymd = civilFromDays(Math.floor(nowWall / 86400));
-      month = Math.floor(ymd / 100) % 100;
-      day = ymd % 100;
+      if (Number.isNaN(nowWall)) nowWall = this.nowWall();
+      month = Math.floor(this.nowYmd / 100) % 100;
+      day = this.nowYmd % 100;
       assumeToday = true;
     }
-    if (!validDate(year, month, day) || hour > 23 || minute > 59 || second > 59) return Number.NaN;
-    let wall = daysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
+    if (hour > 23 || minute > 59 || second > 59) return Number.NaN;
+    const ymd = year * 10000 + month * 100 + day;
+    if (ymd !== this.lastYmd) {
+      if (!validDate(year, month, day)) return Number.NaN;
+      this.lastYmd = ymd;
+      this.lastDays = daysFromCivil(year, month, day);
+    }
+    let wall = this.lastDays * 86400 + hour * 3600 + minute * 60 + second;
     if (Number.isNaN(tzoff)) tzoff = this.defaultTz;
     if (!Number.isNaN(tzoff)) wall -= tzoff * 60;
     if (assumeToday && wall > nowWall) wall -= 86400;
@@ -1377,6 +1529,18 @@ class Detector implements DateDetector {
       wall = daysFromCivil(year - 1, month, day) * 86400 + tod;
     }
     return Number.isNaN(tzoff) ? this.local.toEpoch(wall) : wall;
+  }
+
+  /** Fail2ban's naive local `now` as wall seconds; sets nowYmd. */
+  private nowWall(): number {
+    const now = this.now();
+    const bucket = Math.floor(now / 900); // zone offsets and midnights fall on quarter hours
+    if (bucket !== this.nowBucket) {
+      this.nowBucket = bucket;
+      this.nowOffset = this.local.toWall(bucket * 900) - bucket * 900;
+      this.nowYmd = civilFromDays(Math.floor((bucket * 900 + this.nowOffset) / 86400));
+    }
+    return now + this.nowOffset;
   }
 
   private zone(v: string): number {

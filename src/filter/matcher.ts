@@ -40,6 +40,8 @@ export interface MatcherOptions {
   now?: () => number;
   /** What a line without a date gets: null (report as is), the last date seen, or now. */
   noDate?: "none" | "last" | "now";
+  /** Skip what only reports need (captured fields): for scan's hot loop. */
+  lean?: boolean;
 }
 
 interface Tuple {
@@ -99,6 +101,7 @@ export class FilterMatcher {
   private readonly now: () => number;
   private readonly noDate: "none" | "last" | "now";
   private readonly multiline: boolean;
+  private readonly lean: boolean;
 
   constructor(
     readonly filter: CompiledFilter,
@@ -107,6 +110,7 @@ export class FilterMatcher {
     this.now = opts.now ?? (() => Date.now() / 1000);
     this.noDate = opts.noDate ?? "none";
     this.multiline = filter.maxlines > 1;
+    this.lean = opts.lean ?? false;
   }
 
   /** Processes one line. `time` is given by sources that know it (the journal). */
@@ -171,7 +175,14 @@ export class FilterMatcher {
     }
 
     const fails = f.fail;
-    for (let i = 0; i < fails.length; i++) {
+    let from = 0;
+    if (f.dispatch && buf !== null) {
+      const d = f.dispatch.re.exec(buf);
+      if (!d) return this.result(time, template, -1, null, false, null);
+      const mk = f.dispatch.markers;
+      while (from < mk.length - 1 && d[mk[from]!] === undefined) from++;
+    }
+    for (let i = from; i < fails.length; i++) {
       const rx = fails[i]!;
       if (buf === null) buf = this.multiline ? joinTexts(this.buffer) : this.buffer[0]!.text;
       rx.re.lastIndex = 0;
@@ -193,7 +204,7 @@ export class FilterMatcher {
         if (truthy(v) && !truthy(fail[target])) fail[target] = v;
       }
       if (pre) for (const k in pre) if (!(k in fail)) fail[k] = pre[k];
-      const matchedText = info.matched.map(lineOf);
+      const matchedText = this.multiline ? info.matched.map(lineOf) : [tuple.line];
       return this.conclude(fail, i, matchedText, time, template);
     }
     return this.result(time, template, -1, null, false, null);
@@ -262,13 +273,14 @@ export class FilterMatcher {
       if (/[\0-\x1f\x7f]/.test(id) || id.length > 256)
         return this.result(time, template, i, null, false, host);
     }
-    for (const k in fail) {
-      const v = fail[k];
-      if (v === undefined || v === null || INTERNAL.has(k) || k.startsWith("skiplines")) continue;
-      if (v instanceof Set) fields[k] = [...v].map(String);
-      else if (typeof v === "string") fields[k] = v;
-      else if (typeof v === "number") fields[k] = String(v);
-    }
+    if (!this.lean)
+      for (const k in fail) {
+        const v = fail[k];
+        if (v === undefined || v === null || INTERNAL.has(k) || k.startsWith("skiplines")) continue;
+        if (Array.isArray(v)) fields[k] = v.slice();
+        else if (typeof v === "string") fields[k] = v;
+        else if (typeof v === "number") fields[k] = String(v);
+      }
     const failure: Failure = {
       id,
       kind,
@@ -312,7 +324,7 @@ export class FilterMatcher {
   private merge(mlfid: string, fail: Fail, matched: string[], time: number | null): Fail {
     const now = time ?? this.now();
     const cached = this.cacheGet(mlfid, now);
-    let users: Set<string> | undefined;
+    let users: string[] | undefined;
     let flags = 0;
     if (truthy(fail.mlfgained)) {
       flags |= 8 | 1;
@@ -340,7 +352,7 @@ export class FilterMatcher {
     }
     const pending = truthy(fail.mlfpending);
     delete fail.mlfpending;
-    if (pending || (users && users.size > 1)) {
+    if (pending || (users && users.length > 1)) {
       delete fail.nofail;
       delete fail.mlfgained;
       flags &= ~(8 | 1);
@@ -364,11 +376,12 @@ function joinTexts(lines: Tuple[]): string {
   return s;
 }
 
-function updateUsers(fail: Fail, user: unknown): Set<string> | undefined {
-  let users = fail.users as Set<string> | undefined;
+/** The distinct users of a session, in order of appearance. */
+function updateUsers(fail: Fail, user: unknown): string[] | undefined {
+  let users = fail.users as string[] | undefined;
   if (typeof user === "string" && user !== "") {
-    if (!users) fail.users = users = new Set();
-    users.add(user);
+    if (!users) fail.users = users = [user];
+    else if (!users.includes(user)) users.push(user);
   }
   return users;
 }

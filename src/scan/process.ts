@@ -83,7 +83,7 @@ export class ChunkProcessor {
   process(seq: number, text: string, opts: ChunkOptions = {}): ChunkResult {
     const journal = opts.journal ?? false;
     const matchers = (journal ? this.journalFilters : this.filters).map(
-      (f) => new FilterMatcher(f, { now: () => this.now, noDate: "last" }),
+      (f) => new FilterMatcher(f, { now: () => this.now, noDate: "last", lean: true }),
     );
     const nf = matchers.length;
     const ids: string[] = [];

@@ -39,7 +39,7 @@ describe.each(names)("filter %s", (name) => {
       const hit = new Set<number>();
       // Each regex alone, so that an earlier regex matching the same line does not hide a later one.
       for (let i = 0; i < f.fail.length; i++) {
-        const single = { ...f, fail: [f.fail[i]!] };
+        const single = { ...f, fail: [f.fail[i]!], dispatch: null };
         const m = new FilterMatcher(single, { now: () => Date.now() / 1000 });
         for (const l of lines) if (m.processLine(l).regex === 0) hit.add(i);
       }

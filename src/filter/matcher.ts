@@ -123,7 +123,9 @@ export class FilterMatcher {
       t = time ?? this.now();
     } else {
       const m = f.dates.none ? null : f.dates.match(line);
-      if (m) {
+      // A matched template with no usable time (empty or impossible date): Fail2ban matches
+      // the whole line and falls back as for a line without a date.
+      if (m && !Number.isNaN(m.time)) {
         text = m.start === 0 ? line.slice(m.end) : line.slice(0, m.start) + line.slice(m.end);
         t = m.time;
         template = m.template;

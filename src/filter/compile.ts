@@ -17,6 +17,8 @@ export interface CompiledRegex {
   skiplines: number;
   /** Groups `alt_X` / `alt_X_N` that fill X when X is empty. */
   alt: Array<[string, string]>;
+  /** Its named groups (iterated instead of for-in over each match's groups). */
+  names: string[];
 }
 
 export interface CompiledFilter {
@@ -47,7 +49,7 @@ function compileEntry(e: RegexEntry, multiline: boolean, tagOpts: TagOptions): C
   try {
     const expanded = expandTags(e.text, tagOpts);
     const re = compilePyRegex(expanded, multiline ? "m" : "");
-    const names = [...expanded.matchAll(/\(\?P<(\w+)>/g)].map((m) => m[1]!);
+    const names = [...new Set([...expanded.matchAll(/\(\?P<(\w+)>/g)].map((m) => m[1]!))];
     const alt: Array<[string, string]> = [];
     for (const n of names) {
       const m = ALT.exec(n);
@@ -60,6 +62,7 @@ function compileEntry(e: RegexEntry, multiline: boolean, tagOpts: TagOptions): C
       where: e.where,
       skiplines: (expanded.match(/\(\?P<skiplines\d+>/g) ?? []).length,
       alt,
+      names,
     };
   } catch (err) {
     if (err instanceof Fail2tsError) throw new Fail2tsError("config", err.message, e.where);

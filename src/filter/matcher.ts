@@ -65,6 +65,8 @@ const INTERNAL = new Set([
   "nofail-matches",
 ]);
 
+const NOFAIL = ["nofail"] as const;
+
 const MLFID_MAX = 1000;
 const MLFID_TTL = 300;
 
@@ -205,9 +207,9 @@ export class FilterMatcher {
         const v = fail[k];
         if (truthy(v) && !truthy(fail[target])) fail[target] = v;
       }
-      if (pre) for (const k in pre) if (!(k in fail)) fail[k] = pre[k];
+      if (pre) for (const k of f.pref!.names) if (!(k in fail)) fail[k] = pre[k];
       const matchedText = this.multiline ? info.matched.map(lineOf) : [tuple.line];
-      return this.conclude(fail, i, matchedText, time, template);
+      return this.conclude(fail, i, matchedText, time, template, rx.names);
     }
     return this.result(time, template, -1, null, false, null);
   }
@@ -219,11 +221,12 @@ export class FilterMatcher {
     matchedText: string[],
     time: number | null,
     template: string | null,
+    names: readonly string[],
   ): LineResult {
     let fail = groups;
     const mlfid = fail.mlfid as string | undefined;
     if (mlfid !== undefined && mlfid !== null) {
-      fail = this.merge(mlfid, fail, matchedText, time);
+      fail = this.merge(mlfid, fail, matchedText, time, names);
       if (truthy(fail.nofail)) return this.result(time, template, i, null, false, null);
     } else {
       fail.matches = matchedText;
@@ -318,12 +321,17 @@ export class FilterMatcher {
         if (v.expires > now && this.mlfid.size < MLFID_MAX) break;
       }
     }
-    this.mlfid.delete(id);
     this.mlfid.set(id, { expires: now + MLFID_TTL, fail });
   }
 
   /** Fail2ban's multi-line failure merge (mlfid sessions), with the same flags. */
-  private merge(mlfid: string, fail: Fail, matched: string[], time: number | null): Fail {
+  private merge(
+    mlfid: string,
+    fail: Fail,
+    matched: string[],
+    time: number | null,
+    names: readonly string[],
+  ): Fail {
     const now = time ?? this.now();
     const cached = this.cacheGet(mlfid, now);
     let users: string[] | undefined;
@@ -333,18 +341,23 @@ export class FilterMatcher {
       if (!truthy(fail.nofail)) fail.nofail = fail.mlfgained;
     } else if (truthy(fail.nofail)) flags |= 1;
     if (truthy(fail.mlfforget)) flags |= 2;
-    delete fail.mlfforget;
+    fail.mlfforget = undefined;
     if (cached) {
       users = updateUsers(cached, fail.user);
       if (truthy(cached.nofail)) flags |= 4;
-      delete cached.nofail;
+      cached.nofail = undefined;
       if (truthy(cached.mlfgained)) flags |= 4;
-      delete cached.mlfgained;
-      if (flags & 8) delete cached.mlfpending;
-      if ((flags & 4) === 0 && !truthy(cached.mlfpending)) delete cached.matches;
-      for (const k in fail) {
-        const v = fail[k];
-        if (v !== undefined && v !== null) cached[k] = v;
+      cached.mlfgained = undefined;
+      if (flags & 8) cached.mlfpending = undefined;
+      if ((flags & 4) === 0 && !truthy(cached.mlfpending)) cached.matches = undefined;
+      // Python's dict.update with the non-None values of this match: its groups, the
+      // prefregex's groups, and the nofail that a gained login set above.
+      const preNames = this.filter.pref?.names ?? [];
+      for (const list of [names, preNames, NOFAIL]) {
+        for (const k of list) {
+          const v = fail[k];
+          if (v !== undefined && v !== null) cached[k] = v;
+        }
       }
       fail = cached;
       if (flags & 2) this.mlfid.delete(mlfid);
@@ -353,17 +366,17 @@ export class FilterMatcher {
       this.cacheSet(mlfid, fail, now);
     }
     const pending = truthy(fail.mlfpending);
-    delete fail.mlfpending;
+    fail.mlfpending = undefined;
     if (pending || (users && users.length > 1)) {
-      delete fail.nofail;
-      delete fail.mlfgained;
+      fail.nofail = undefined;
+      fail.mlfgained = undefined;
       flags &= ~(8 | 1);
     }
     if ((flags & 1) === 0) {
       const m = ((fail["nofail-matches"] as string[] | undefined) ?? []).concat(
         (fail.matches as string[] | undefined) ?? [],
       );
-      delete fail["nofail-matches"];
+      fail["nofail-matches"] = undefined;
       fail.matches = (flags & 8) === 0 ? m.concat(matched) : m;
     } else if ((flags & 3) === 1) {
       fail["nofail-matches"] = ((fail["nofail-matches"] as string[] | undefined) ?? []).concat(matched);

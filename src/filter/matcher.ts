@@ -125,15 +125,22 @@ export class FilterMatcher {
       t = time ?? this.now();
     } else {
       const m = f.dates.none ? null : f.dates.match(line);
-      // A matched template with no usable time (empty or impossible date): Fail2ban matches
-      // the whole line and falls back as for a line without a date.
       if (m && !Number.isNaN(m.time)) {
         text = m.start === 0 ? line.slice(m.end) : line.slice(0, m.start) + line.slice(m.end);
         t = m.time;
         template = m.template;
         this.lastTime = t;
-      } else if (f.dates.none || this.noDate === "now") t = this.now();
-      else if (this.noDate === "last") t = this.lastTime;
+      } else {
+        // No date, or a template that matched without a usable one: Fail2ban's rules. The
+        // line is matched whole; its time is the last date seen when that is recent.
+        const now = this.now();
+        const recent = this.lastTime !== null && this.lastTime > now - 60;
+        if (m && m.start === m.end) t = recent ? this.lastTime : now; // date optional here
+        else if (f.dates.none) t = now;
+        else if (this.noDate === "last") t = this.lastTime;
+        else if (recent) t = this.lastTime;
+        else if (this.noDate === "now") t = now;
+      }
     }
     return this.find({ text, line }, t, template);
   }

@@ -5,7 +5,7 @@ import { InvalidArgumentError } from "commander";
 import { builtinSource, isFilterPath, loadFilter, parseFilterRef } from "../filter/index.ts";
 import { NO_INCREMENT } from "../jail/increment.ts";
 import { autoSelect } from "../scan/autoselect.ts";
-import { runScan, type ScanReport } from "../scan/scan.ts";
+import { runScan, type ScanBan, type ScanReport } from "../scan/scan.ts";
 import { expandInputs } from "../source/inputs.ts";
 import { formatDuration, parseDuration } from "../util/duration.ts";
 import { Fail2tsError } from "../util/errors.ts";
@@ -156,6 +156,20 @@ Exit status: 0 when every input was read, 1 when some could not be (the others a
     });
 }
 
+/** A ban as json/ndjson print it: the documented field names. */
+function banJson(b: ScanBan) {
+  return {
+    ip: b.ip,
+    jail: b.jail,
+    time: b.time,
+    first_failure: b.first,
+    failures: b.failures,
+    bantime: b.bantime,
+    unban: b.unban,
+    count: b.count,
+  };
+}
+
 function render(r: ScanReport, format: "table" | "json" | "ndjson" | "csv", top: number): void {
   if (format === "json") {
     print(
@@ -173,16 +187,7 @@ function render(r: ScanReport, format: "table" | "json" | "ndjson" | "csv", top:
           first: r.first,
           last: r.last,
           jails: r.perJail,
-          bans: r.bans.map((b) => ({
-            ip: b.ip,
-            jail: b.jail,
-            time: b.time,
-            first_failure: b.first,
-            failures: b.failures,
-            bantime: b.bantime,
-            unban: b.unban,
-            count: b.count,
-          })),
+          bans: r.bans.map(banJson),
           top: r.offenders.slice(0, top),
           seconds: Number(r.seconds.toFixed(3)),
         },
@@ -193,18 +198,7 @@ function render(r: ScanReport, format: "table" | "json" | "ndjson" | "csv", top:
     return;
   }
   if (format === "ndjson") {
-    const lines = r.bans.map((b) =>
-      JSON.stringify({
-        ip: b.ip,
-        jail: b.jail,
-        time: b.time,
-        first_failure: b.first,
-        failures: b.failures,
-        bantime: b.bantime,
-        unban: b.unban,
-        count: b.count,
-      }),
-    );
+    const lines = r.bans.map((b) => JSON.stringify(banJson(b)));
     if (lines.length) print(...lines);
     return;
   }

@@ -19,6 +19,11 @@ export interface BanEvent {
   count: number;
   /** The log lines that matched (untrusted text: never interpreted by a shell). */
   matches: string[];
+  /**
+   * Set when the ban is re-applied (daemon restart, re-sync after a failure) rather than new.
+   * Notification actions (mail, webhook) skip restored bans unless told otherwise.
+   */
+  restored?: boolean;
 }
 
 /** The jail an action instance serves: names, ports, protocol. */
@@ -47,6 +52,17 @@ export interface Action {
   start(): Promise<void>;
   ban(batch: BanEvent[]): Promise<void>;
   unban(batch: BanEvent[]): Promise<void>;
+  /**
+   * Unbans then bans in one step (one nft transaction). Optional: the runner falls back to
+   * unban() then ban().
+   */
+  update?(unbans: BanEvent[], bans: BanEvent[]): Promise<void>;
+  /**
+   * Make this jail's bans exactly `batch` (after start), replacing whatever is there, in one step
+   * where the backend allows (nft transaction, ipset swap, iptables-restore, one rename).
+   * Optional: the runner falls back to ban(batch).
+   */
+  restore?(batch: BanEvent[]): Promise<void>;
   /** Whether what start() created is still in place (e.g. someone flushed the ruleset). */
   check?(): Promise<boolean>;
   /** Remove every ban of this jail but keep the structure. */

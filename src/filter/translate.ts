@@ -113,6 +113,7 @@ export function translateRegex(py: string): Translated {
         if (prevClassEscape || nextIsClassEscape || next === "]" || classItems === 0) out += "\\-";
         else out += "-";
         prevClassEscape = false;
+        classItems++;
         i++;
         continue;
       }

@@ -36,6 +36,9 @@ for (const s of samples.slice(0, 8)) {
   const mid = s.slice(cut, Math.max(cut + 1, s.length - 10));
   if (mid.length > 0) lines.push(prefix + fill(mid));
   lines.push(s + fill(" "));
+  // Cut after each separator and run on with spaces: where `\s*` meets `.*` this goes quadratic.
+  let at = s.indexOf(": ", cut);
+  for (let k = 0; k < 4 && at >= 0; k++, at = s.indexOf(": ", at + 2)) lines.push(s.slice(0, at + 1) + fill(" "));
   lines.push(s.slice(0, -1) + fill(s.slice(-1)));
 }
 // Runs of characters the filter's regexes repeat (\S+, \w+, [^:]+ ... in practice: word chars, digits).

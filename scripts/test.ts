@@ -32,6 +32,8 @@ if (!step("lint", [biome, "check", "--diagnostic-level=error", root]).ok) gateFa
 const built = step("build", [bun, "scripts/build.ts"]).ok;
 if (!built) gateFailures++;
 
+// The end-to-end tests run the binary just built (test/helpers/cli.ts reads FAIL2TS_BIN).
+if (built) process.env.FAIL2TS_BIN = `${root}dist/fail2ts`;
 const test = step("bun test", [bun, "test", ...process.argv.slice(2)], { capture: true });
 const pass = Number(/^\s*(\d+) pass$/m.exec(test.out)?.[1] ?? 0);
 let fail = Number(/^\s*(\d+) fail$/m.exec(test.out)?.[1] ?? 0);

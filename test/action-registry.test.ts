@@ -59,6 +59,7 @@ describe("validateActionSpec", () => {
       "mail",
       "webhook",
       "command",
+      "script",
     ]);
     for (const name of [
       "nftables",

@@ -45,15 +45,18 @@ describe("the CLI", () => {
   });
 
   test("no colour on a pipe", async () => {
-    const r = await runCli(["regex-test", "Jan  1 00:00:01 h sshd[1]: Invalid user x from 192.0.2.1", "sshd"], {
-      env: { NO_COLOR: "" },
-    });
+    const r = await runCli(
+      ["regex-test", "Jan  1 00:00:01 h sshd[1]: Invalid user x from 192.0.2.1", "sshd"],
+      {
+        env: { NO_COLOR: "" },
+      },
+    );
     expect(r.stdout).not.toContain("\x1b[");
   });
 
   test("a bad filter file names file:line and exits 2", async () => {
     const f = join(tmp, "bad.toml");
-    writeFileSync(f, 'description = "bad"\nfailregex = [\n  \'^ok <HOST>$\',\n  \'^broken (<HOST>$\',\n]\n');
+    writeFileSync(f, "description = \"bad\"\nfailregex = [\n  '^ok <HOST>$',\n  '^broken (<HOST>$',\n]\n");
     const r = await runCli(["regex-test", "x", f]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`^fail2ts: ${f}:4:\\d+: invalid regex`));
@@ -67,7 +70,7 @@ describe("the CLI", () => {
     const k = await runCli(["regex-test", "x", u]);
     expect(k.stderr).toBe(`fail2ts: ${u}:3:1: failregexx: unknown key in a filter file\n`);
     const a = join(tmp, "atomic.toml");
-    writeFileSync(a, 'description = "bad"\nfailregex = [\'^(?>x) <HOST>$\']\n');
+    writeFileSync(a, "description = \"bad\"\nfailregex = ['^(?>x) <HOST>$']\n");
     const at = await runCli(["regex-test", "x", a]);
     expect(at.code).toBe(2);
     expect(at.stderr).toContain(`${a}:2:`);
@@ -80,7 +83,9 @@ describe("the CLI", () => {
     expect(r.stderr).toContain('filter sshd has no option "modus" (options: mode,');
     const m = await runCli(["regex-test", "x", "sshd[mode=agressive]"]);
     expect(m.code).toBe(2);
-    expect(m.stderr).toBe('fail2ts: filter sshd has no mode "agressive" (modes: normal, ddos, extra, aggressive)\n');
+    expect(m.stderr).toBe(
+      'fail2ts: filter sshd has no mode "agressive" (modes: normal, ddos, extra, aggressive)\n',
+    );
   });
 });
 
@@ -99,12 +104,21 @@ describe("regex-test", () => {
   );
 
   test("--json: one object per line, the conformance contract", async () => {
-    const r = await runCli(["regex-test", log, "sshd", "--json", "--now", "1772500000"], { env: { TZ: "UTC" } });
+    const r = await runCli(["regex-test", log, "sshd", "--json", "--now", "1772500000"], {
+      env: { TZ: "UTC" },
+    });
     expect(r.code).toBe(0);
-    const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const rows = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(rows.map((x) => x.line)).toEqual([1, 2, 3, 4, 5]);
     expect(rows.map((x) => x.match)).toEqual([true, false, true, false, false]);
-    expect(rows[0]).toMatchObject({ host: "203.0.113.7", user: "root", time: Date.UTC(2026, 2, 3, 10, 0, 1) / 1000 });
+    expect(rows[0]).toMatchObject({
+      host: "203.0.113.7",
+      user: "root",
+      time: Date.UTC(2026, 2, 3, 10, 0, 1) / 1000,
+    });
     expect(rows[2]).toMatchObject({ host: "2001:db8::1", user: "oracle" });
   });
 
@@ -119,12 +133,19 @@ describe("regex-test", () => {
   });
 
   test("a single line and a regex given on the command line", async () => {
-    const r = await runCli(["regex-test", "Mar  3 10:00:01 h app: login failed for bob from 198.51.100.4", "login failed for \\S+ from <HOST>$", "--json"]);
+    const r = await runCli([
+      "regex-test",
+      "Mar  3 10:00:01 h app: login failed for bob from 198.51.100.4",
+      "login failed for \\S+ from <HOST>$",
+      "--json",
+    ]);
     expect(JSON.parse(r.stdout.trim())).toMatchObject({ match: true, host: "198.51.100.4" });
   });
 
   test("stdin", async () => {
-    const r = await runCli(["regex-test", "-", "sshd", "--json"], { stdin: "Mar  3 10:00:01 h sshd[1]: Invalid user a from 192.0.2.9\n" });
+    const r = await runCli(["regex-test", "-", "sshd", "--json"], {
+      stdin: "Mar  3 10:00:01 h sshd[1]: Invalid user a from 192.0.2.9\n",
+    });
     expect(JSON.parse(r.stdout.trim())).toMatchObject({ match: true, host: "192.0.2.9" });
   });
 

@@ -12,7 +12,9 @@ const root = new URL("..", import.meta.url).pathname;
 
 function modesOf(name: string): Array<string | null> {
   const spec = loadFilter(name);
-  const modes = spec.definitions.map((d) => /^mode_(.+)$/.exec(d)?.[1]).filter((m): m is string => m !== undefined);
+  const modes = spec.definitions
+    .map((d) => /^mode_(.+)$/.exec(d)?.[1])
+    .filter((m): m is string => m !== undefined);
   return "mode" in spec.declaredOptions && modes.length > 0 ? modes : [null];
 }
 
@@ -60,15 +62,22 @@ describe.each(names)("filter %s", (name) => {
 
   test("adversarial lines stay under 1 ms a line (ReDoS)", async () => {
     for (const mode of modesOf(name)) {
-      const proc = Bun.spawn([process.execPath, `${root}scripts/redos-check.ts`, name, ...(mode ? ["--mode", mode] : [])], {
-        stdout: "pipe",
-        stderr: "pipe",
-      });
+      const proc = Bun.spawn(
+        [process.execPath, `${root}scripts/redos-check.ts`, name, ...(mode ? ["--mode", mode] : [])],
+        {
+          stdout: "pipe",
+          stderr: "pipe",
+        },
+      );
       const timer = setTimeout(() => proc.kill(), 20000);
       const out = await new Response(proc.stdout).text();
       const code = await proc.exited;
       clearTimeout(timer);
-      expect({ mode, code, err: code === 0 ? "" : await new Response(proc.stderr).text() }).toEqual({ mode, code: 0, err: "" });
+      expect({ mode, code, err: code === 0 ? "" : await new Response(proc.stderr).text() }).toEqual({
+        mode,
+        code: 0,
+        err: "",
+      });
       const r = JSON.parse(out.trim().split("\n").pop()!);
       expect({ mode, slow: r.ms / r.lines >= 1 ? r : null }).toEqual({ mode, slow: null });
     }

@@ -1,7 +1,7 @@
 /** The matcher: prefregex, ignoreregex, multi-line buffers, sessions (mlfid), hostile lines. */
 import { describe, expect, test } from "bun:test";
-import { compileFilter, FilterMatcher, loadFilterSpec, openFilter } from "../src/filter/index.ts";
 import { builtinSource } from "../src/filter/builtin.ts";
+import { compileFilter, FilterMatcher, loadFilterSpec, openFilter } from "../src/filter/index.ts";
 
 const NOW = Date.UTC(2026, 5, 1) / 1000;
 
@@ -27,7 +27,9 @@ describe("matcher", () => {
   });
 
   test("ignoreregex wins over failregex", () => {
-    const m = filterOf(`description = "t"\nfailregex = ['^ fail from <HOST>']\nignoreregex = ['from 192\\.0\\.2\\.99']`);
+    const m = filterOf(
+      `description = "t"\nfailregex = ['^ fail from <HOST>']\nignoreregex = ['from 192\\.0\\.2\\.99']`,
+    );
     expect(m.processLine("May  1 10:00:00 fail from 192.0.2.1").failure?.id).toBe("192.0.2.1");
     const r = m.processLine("May  1 10:00:00 fail from 192.0.2.99");
     expect(r.failure).toBeNull();
@@ -35,22 +37,35 @@ describe("matcher", () => {
   });
 
   test("maxlines: a failure spread over lines, with <SKIPLINES>", () => {
-    const m = filterOf(`description = "t"\nmaxlines = 4\nfailregex = ['^ login from <HOST>$<SKIPLINES>^ login failed$']`);
+    const m = filterOf(
+      `description = "t"\nmaxlines = 4\nfailregex = ['^ login from <HOST>$<SKIPLINES>^ login failed$']`,
+    );
     expect(m.processLine("May  1 10:00:00 login from 192.0.2.3").failure).toBeNull();
     expect(m.processLine("May  1 10:00:01 unrelated").failure).toBeNull();
     const r = m.processLine("May  1 10:00:02 login failed");
     expect(r.failure?.id).toBe("192.0.2.3");
-    expect(r.failure?.matches).toEqual(["May  1 10:00:00 login from 192.0.2.3", "May  1 10:00:02 login failed"]);
+    expect(r.failure?.matches).toEqual([
+      "May  1 10:00:00 login from 192.0.2.3",
+      "May  1 10:00:02 login failed",
+    ]);
   });
 
   test("sessions: a helper line gives the address, a later line fails, a success forgives", () => {
     const m = openFilter("sshd", {}, { now: () => NOW });
     const mm = new FilterMatcher(m, { now: () => NOW });
-    expect(mm.processLine("May  1 10:00:00 h sshd[5]: Connection from 192.0.2.4 port 1 on 192.0.2.1 port 22").failure).toBeNull();
-    const r = mm.processLine("May  1 10:00:01 h sshd[5]: Disconnecting: Too many authentication failures [preauth]");
+    expect(
+      mm.processLine("May  1 10:00:00 h sshd[5]: Connection from 192.0.2.4 port 1 on 192.0.2.1 port 22")
+        .failure,
+    ).toBeNull();
+    const r = mm.processLine(
+      "May  1 10:00:01 h sshd[5]: Disconnecting: Too many authentication failures [preauth]",
+    );
     expect(r.failure?.id).toBe("192.0.2.4");
     // Another pid is another session.
-    expect(mm.processLine("May  1 10:00:02 h sshd[6]: Disconnecting: Too many authentication failures [preauth]").failure).toBeNull();
+    expect(
+      mm.processLine("May  1 10:00:02 h sshd[6]: Disconnecting: Too many authentication failures [preauth]")
+        .failure,
+    ).toBeNull();
   });
 
   test("hostile and broken lines never throw and never yield a bad id", () => {
@@ -75,7 +90,9 @@ describe("matcher", () => {
       if (r.failure) expect(r.failure.id).toMatch(/^(?:[0-9.]+|[0-9a-f:]+|[a-z0-9_.-]+)$/);
     }
     // The injected user name does not become the address.
-    const inj = m.processLine("May  1 10:00:00 h sshd[1]: Failed password for invalid user x from 10.0.0.1 from 192.0.2.77 port 22 ssh2");
+    const inj = m.processLine(
+      "May  1 10:00:00 h sshd[1]: Failed password for invalid user x from 10.0.0.1 from 192.0.2.77 port 22 ssh2",
+    );
     expect(inj.failure?.id).toBe("192.0.2.77");
   });
 
@@ -83,17 +100,28 @@ describe("matcher", () => {
     const m = filterOf(`description = "t"\nfailregex = ['^ fail from <HOST>$']`);
     expect(m.processLine("May  1 10:00:00 fail from 2001:DB8:0:0::1").failure?.id).toBe("2001:db8::1");
     expect(m.processLine("May  1 10:00:00 fail from ::ffff:192.0.2.5").failure?.id).toBe("192.0.2.5");
-    expect(m.processLine("May  1 10:00:00 fail from Host.Example.COM").failure).toMatchObject({ id: "host.example.com", kind: "dns" });
+    expect(m.processLine("May  1 10:00:00 fail from Host.Example.COM").failure).toMatchObject({
+      id: "host.example.com",
+      kind: "dns",
+    });
   });
 
   test("<F-ID> without a host gives a raw id; alt_user fills user", () => {
-    const m = filterOf(`description = "t"\nfailregex = ['^ token <F-ID>\\w+</F-ID> rejected(?: for <F-ALT_USER>\\w+</F-ALT_USER>)?$']`);
-    expect(m.processLine("May  1 10:00:00 token abc123 rejected for bob").failure).toMatchObject({ id: "abc123", kind: "raw", fields: { user: "bob" } });
+    const m = filterOf(
+      `description = "t"\nfailregex = ['^ token <F-ID>\\w+</F-ID> rejected(?: for <F-ALT_USER>\\w+</F-ALT_USER>)?$']`,
+    );
+    expect(m.processLine("May  1 10:00:00 token abc123 rejected for bob").failure).toMatchObject({
+      id: "abc123",
+      kind: "raw",
+      fields: { user: "bob" },
+    });
   });
 
   test("a filter needs a failregex; prefregex needs <F-CONTENT>", () => {
     expect(() => filterOf(`description = "t"`)).toThrow(/failregex: a filter needs at least one/);
-    expect(() => filterOf(`description = "t"\nprefregex = '^x'\nfailregex = ['<HOST>']`)).toThrow(/F-CONTENT/);
+    expect(() => filterOf(`description = "t"\nprefregex = '^x'\nfailregex = ['<HOST>']`)).toThrow(
+      /F-CONTENT/,
+    );
   });
 
   test("interpolation: nested names, list splicing, unknown names", () => {
@@ -101,11 +129,15 @@ describe("matcher", () => {
       `description = "t"\nfailregex = ['%(rx_%(kind)s)s']\n[options]\nkind = "a"\n[definitions]\nword = 'denied'\nrx_a = ['^ %(word)s <HOST>$', '^ refused <HOST>$']\nrx_b = []`,
     );
     expect(m.processLine("May  1 10:00:00 refused 192.0.2.8").failure?.id).toBe("192.0.2.8");
-    expect(() => filterOf(`description = "t"\nfailregex = ['%(nope)s']`)).toThrow(/unknown option or definition %\(nope\)s/);
+    expect(() => filterOf(`description = "t"\nfailregex = ['%(nope)s']`)).toThrow(
+      /unknown option or definition %\(nope\)s/,
+    );
   });
 });
 
 test("an entry with two references is a string, not one name", () => {
-  const m = filterOf(`description = "t"\nfailregex = ['%(a)s x%(b)s']\n[definitions]\na = '^ login failed'\nb = ' from <HOST>$'`);
+  const m = filterOf(
+    `description = "t"\nfailregex = ['%(a)s x%(b)s']\n[definitions]\na = '^ login failed'\nb = ' from <HOST>$'`,
+  );
   expect(m.processLine("May  1 10:00:00 login failed x from 192.0.2.9").failure?.id).toBe("192.0.2.9");
 });

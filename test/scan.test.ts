@@ -15,13 +15,17 @@ const NOW = String(Date.UTC(2026, 5, 1) / 1000);
 
 function syslog(t: number, msg: string, pid = 1000): string {
   const d = new Date(t * 1000);
-  const mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][d.getUTCMonth()];
+  const mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][
+    d.getUTCMonth()
+  ];
   const p = (n: number) => String(n).padStart(2, "0");
   return `${mon} ${String(d.getUTCDate()).padStart(2, " ")} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} srv sshd[${pid}]: ${msg}`;
 }
 
-const fail = (t: number, ip: string, pid: number) => syslog(t, `Failed password for root from ${ip} port 50000 ssh2`, pid);
-const invalid = (t: number, ip: string, pid: number) => syslog(t, `Invalid user admin from ${ip} port 50001`, pid);
+const fail = (t: number, ip: string, pid: number) =>
+  syslog(t, `Failed password for root from ${ip} port 50000 ssh2`, pid);
+const invalid = (t: number, ip: string, pid: number) =>
+  syslog(t, `Invalid user admin from ${ip} port 50001`, pid);
 
 /** The schedule: [time offset, address]; expected bans below (maxretry 5, findtime 600, bantime 600). */
 function schedule(): string[] {
@@ -43,7 +47,11 @@ function schedule(): string[] {
   for (let i = 0; i <= 9; i++) add(10 + i * 10, "2001:0db8:0000:0000:0000:0000:0000:00e0", "i");
   for (const dt of [900, 950, 1000, 1050, 1100]) add(dt, "2001:db8::e0", "i");
   // Noise.
-  for (let i = 0; i < 50; i++) lines.push([T0 + i * 23, syslog(T0 + i * 23, "Accepted publickey for deploy from 192.0.2.50 port 40000 ssh2", 9000 + i)]);
+  for (let i = 0; i < 50; i++)
+    lines.push([
+      T0 + i * 23,
+      syslog(T0 + i * 23, "Accepted publickey for deploy from 192.0.2.50 port 40000 ssh2", 9000 + i),
+    ]);
   lines.sort((a, b) => a[0] - b[0]);
   return lines.map(([, l]) => l);
 }
@@ -68,7 +76,11 @@ describe("scan", () => {
     expect(j.bans.map((b: Record<string, unknown>) => ({ ...b, jail: undefined, unban: undefined }))).toEqual(
       expected.map((b) => ({ ...b, jail: undefined, unban: undefined })),
     );
-    expect(j.bans.every((b: { jail: string; unban: number; time: number }) => b.jail === "sshd" && b.unban === b.time + 600)).toBe(true);
+    expect(
+      j.bans.every(
+        (b: { jail: string; unban: number; time: number }) => b.jail === "sshd" && b.unban === b.time + 600,
+      ),
+    ).toBe(true);
     expect(j.failures).toBe(5 + 4 + 6 + 12 + 15);
     expect(j.ignored).toBe(12);
     expect(j.lines).toBe(schedule().length);
@@ -82,10 +94,17 @@ describe("scan", () => {
   });
 
   test("--maxretry/--findtime/--since, ndjson and csv", async () => {
-    const r = await runCli(["scan", log, "-f", "sshd", "--maxretry", "10", "--now", NOW, "-o", "ndjson"], { env: { TZ: "UTC" } });
-    const bans = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const r = await runCli(["scan", log, "-f", "sshd", "--maxretry", "10", "--now", NOW, "-o", "ndjson"], {
+      env: { TZ: "UTC" },
+    });
+    const bans = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(bans.map((b) => b.ip)).toEqual(["10.9.8.7", "2001:db8::e0"]);
-    const s = await runCli(["scan", log, ...args.slice(0, -2), "--since", String(T0 + 800), "-o", "csv"], { env: { TZ: "UTC" } });
+    const s = await runCli(["scan", log, ...args.slice(0, -2), "--since", String(T0 + 800), "-o", "csv"], {
+      env: { TZ: "UTC" },
+    });
     const rows = s.stdout.trim().split("\n");
     expect(rows[0]).toBe("ip,jail,time,first_failure,failures,bantime,unban,count");
     expect(rows.slice(1).map((x) => x.split(",")[0])).toEqual(["2001:db8::e0"]);
@@ -98,7 +117,9 @@ describe("scan", () => {
     Bun.spawnSync(["mkdir", "-p", dir]);
     writeFileSync(join(dir, "auth.log.1.gz"), gzipSync(lines.slice(0, half).join("\n") + "\n"));
     writeFileSync(join(dir, "auth.log"), lines.slice(half).join("\n") + "\n");
-    const r = await runCli(["scan", join(dir, "auth.log"), join(dir, "auth.log.1.gz"), ...args], { env: { TZ: "UTC" } });
+    const r = await runCli(["scan", join(dir, "auth.log"), join(dir, "auth.log.1.gz"), ...args], {
+      env: { TZ: "UTC" },
+    });
     expect(JSON.parse(r.stdout).bans.map((b: { ip: string }) => b.ip)).toEqual(expected.map((b) => b.ip));
     const g = await runCli(["scan", `${dir}/auth.log*`, ...args], { env: { TZ: "UTC" } });
     expect(JSON.parse(g.stdout).bans).toHaveLength(4);
@@ -112,10 +133,18 @@ describe("scan", () => {
     const recs = schedule().map((l) => {
       const m = /^(\w+ +\d+ [\d:]+) (\S+) sshd\[(\d+)\]: (.*)$/.exec(l)!;
       const t = Date.parse(`${m[1]} 2026 UTC`) * 1000;
-      return JSON.stringify({ __REALTIME_TIMESTAMP: String(t), _HOSTNAME: m[2], SYSLOG_IDENTIFIER: "sshd", _PID: m[3], MESSAGE: m[4] });
+      return JSON.stringify({
+        __REALTIME_TIMESTAMP: String(t),
+        _HOSTNAME: m[2],
+        SYSLOG_IDENTIFIER: "sshd",
+        _PID: m[3],
+        MESSAGE: m[4],
+      });
     });
     const r = await runCli(["scan", "-", ...args], { env: { TZ: "UTC" }, stdin: recs.join("\n") + "\n" });
-    expect(JSON.parse(r.stdout).bans.map((b: { ip: string; time: number }) => [b.ip, b.time])).toEqual(expected.map((b) => [b.ip, b.time]));
+    expect(JSON.parse(r.stdout).bans.map((b: { ip: string; time: number }) => [b.ip, b.time])).toEqual(
+      expected.map((b) => [b.ip, b.time]),
+    );
   });
 
   test("bad input: an unreadable file is named and the rest still scanned; binary lines skipped; truncated gzip", async () => {
@@ -149,18 +178,36 @@ describe("scan", () => {
   });
 
   const gen = join(ROOT, "../shared/bench/gen_auth_log.py");
-  test.skipIf(!existsSync(gen))("on the 1M-line benchmark log, failures equal the sshd failure lines", async () => {
-    const big = join(tmp, "auth-1M.log");
-    expect(Bun.spawnSync(["python3", gen, "1000000", big]).exitCode).toBe(0);
-    const text = await Bun.file(big).text();
-    let want = 0;
-    for (const l of text.split("\n")) {
-      if (l.includes(": Failed password for ") || l.includes(": Invalid user ") || l.includes("maximum authentication attempts exceeded")) want++;
-    }
-    const r = await runCli(["scan", big, "-f", "sshd", "-o", "json", "--now", String(Date.UTC(2026, 5, 1) / 1000)]);
-    const j = JSON.parse(r.stdout);
-    expect(j.lines).toBe(1000000);
-    expect(j.failures).toBe(want);
-    expect(want).toBeGreaterThan(300000);
-  }, 120000);
+  test.skipIf(!existsSync(gen))(
+    "on the 1M-line benchmark log, failures equal the sshd failure lines",
+    async () => {
+      const big = join(tmp, "auth-1M.log");
+      expect(Bun.spawnSync(["python3", gen, "1000000", big]).exitCode).toBe(0);
+      const text = await Bun.file(big).text();
+      let want = 0;
+      for (const l of text.split("\n")) {
+        if (
+          l.includes(": Failed password for ") ||
+          l.includes(": Invalid user ") ||
+          l.includes("maximum authentication attempts exceeded")
+        )
+          want++;
+      }
+      const r = await runCli([
+        "scan",
+        big,
+        "-f",
+        "sshd",
+        "-o",
+        "json",
+        "--now",
+        String(Date.UTC(2026, 5, 1) / 1000),
+      ]);
+      const j = JSON.parse(r.stdout);
+      expect(j.lines).toBe(1000000);
+      expect(j.failures).toBe(want);
+      expect(want).toBeGreaterThan(300000);
+    },
+    120000,
+  );
 });

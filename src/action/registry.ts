@@ -18,6 +18,7 @@ import { NFTABLES_SCHEMA, NftablesAction } from "./nftables.ts";
 import { checkSchema, Options, type Schema } from "./options.ts";
 import { PF_SCHEMA, PfAction } from "./pf.ts";
 import { parsePorts, parseProtocols } from "./ports.ts";
+import { SCRIPT_SCHEMA, ScriptAction, validateScriptOptions } from "./script.ts";
 import type { Action, ActionLogger, JailInfo } from "./types.ts";
 import { WEBHOOK_SCHEMA, WebhookAction } from "./webhook.ts";
 
@@ -42,6 +43,8 @@ interface Kind {
   schema: Schema;
   /** Checks beyond key types. */
   extra?: (options: Record<string, unknown>) => string[];
+  /** Replaces the schema check (script: its `options` table is free-form). */
+  validate?: (options: Record<string, unknown>) => string[];
   make: (
     spec: ActionSpec,
     jail: JailInfo,
@@ -102,6 +105,12 @@ const KINDS: Record<string, Kind> = {
     extra: checkCommandOptions,
     make: (s, j, o, d) => new CommandAction(s.name, j, o, d.exec, d.log),
   },
+  // the admin's own module (script.ts); preloadScriptActions() imports it ahead of time
+  script: {
+    schema: SCRIPT_SCHEMA,
+    validate: validateScriptOptions,
+    make: (s, j, o, d, dry) => new ScriptAction(s, j, o, d.log, dry),
+  },
 };
 
 /** The action types a `[actions.X]` table can have. */
@@ -134,7 +143,7 @@ export function validateActionSpec(spec: ActionSpec): string[] {
   const kind = KINDS[spec.type];
   if (!kind)
     return [`type: unknown action type ${JSON.stringify(spec.type)} (known: ${ACTION_TYPES.join(", ")})`];
-  const errors = checkSchema(kind.schema, spec.options);
+  const errors = kind.validate ? kind.validate(spec.options) : checkSchema(kind.schema, spec.options);
   if (errors.length === 0 && kind.extra) errors.push(...kind.extra(spec.options));
   return errors;
 }

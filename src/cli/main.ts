@@ -2,10 +2,23 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import pkg from "../../package.json" with { type: "json" };
 import { Fail2tsError } from "../util/errors.ts";
+import { actionTestCommand } from "./action-test.ts";
+import { checkCommand } from "./check.ts";
+import {
+  banCommand,
+  pingCommand,
+  reloadCommand,
+  statusCommand,
+  stopCommand,
+  unbanCommand,
+} from "./client.ts";
+import { convertCommand } from "./convert.ts";
 import { filtersCommand } from "./filters.ts";
 import { regexTestCommand } from "./regex-test.ts";
+import { runCommand } from "./run.ts";
 import { scanCommand } from "./scan.ts";
 import { err } from "./style.ts";
+import { typesCommand } from "./types.ts";
 
 export const VERSION: string = pkg.version;
 
@@ -33,6 +46,17 @@ Environment:
   program.addCommand(regexTestCommand());
   program.addCommand(scanCommand());
   program.addCommand(filtersCommand());
+  program.addCommand(runCommand());
+  program.addCommand(checkCommand());
+  program.addCommand(convertCommand());
+  program.addCommand(statusCommand());
+  program.addCommand(pingCommand());
+  program.addCommand(banCommand());
+  program.addCommand(unbanCommand());
+  program.addCommand(reloadCommand());
+  program.addCommand(stopCommand());
+  program.addCommand(actionTestCommand());
+  program.addCommand(typesCommand());
   for (const c of program.commands) c.exitOverride().showHelpAfterError("(run with --help for usage)");
   return program;
 }

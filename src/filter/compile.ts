@@ -73,12 +73,13 @@ function compileEntry(e: RegexEntry, multiline: boolean, tagOpts: TagOptions): C
 export function compileFilter(spec: FilterSpec, opts: CompileOptions = {}): CompiledFilter {
   const multiline = spec.maxlines > 1;
   const tagOpts: TagOptions = opts.useDns ? { useDns: opts.useDns } : {};
-  const pref = spec.prefregex ? compileEntry(spec.prefregex, multiline, tagOpts) : null;
+  // only failregex is multi-line in Fail2ban; prefregex and ignoreregex are not
+  const pref = spec.prefregex ? compileEntry(spec.prefregex, false, tagOpts) : null;
   if (pref && !/\(\?<content>/.test(pref.re.source)) {
     throw new Fail2tsError("config", "prefregex: needs a <F-CONTENT>…</F-CONTENT> capture", pref.where);
   }
   const fail = spec.failregex.map((e) => compileEntry(e, multiline, tagOpts));
-  const ignore = spec.ignoreregex.map((e) => compileEntry(e, multiline, tagOpts));
+  const ignore = spec.ignoreregex.map((e) => compileEntry(e, false, tagOpts));
   let dates: DateDetector;
   try {
     dates = createDateDetector({

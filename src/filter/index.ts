@@ -1,6 +1,7 @@
 /** The filter stage: load a filter by reference, compile it, run it over lines. */
 import { existsSync, readFileSync } from "node:fs";
 import { basename } from "node:path";
+import { loadFail2banFilter } from "../fail2ban/filter.ts";
 import { Fail2tsError } from "../util/errors.ts";
 import { builtinSource } from "./builtin.ts";
 import { type CompiledFilter, type CompileOptions, compileFilter } from "./compile.ts";
@@ -37,9 +38,7 @@ export function loadFilter(ref: string, extra: Record<string, string> = {}): Fil
   const { name, options } = parseFilterRef(ref);
   const opts = { ...options, ...extra };
   if (isFilterPath(name)) {
-    if (name.endsWith(".conf")) {
-      throw new Fail2tsError("usage", `${name}: Fail2ban .conf filter files are not supported yet`);
-    }
+    if (name.endsWith(".conf") || name.endsWith(".local")) return loadFail2banFilter(name, opts);
     let text: string;
     try {
       text = readFileSync(name, "utf8");

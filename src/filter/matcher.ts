@@ -174,7 +174,8 @@ export class FilterMatcher {
 
     let pre: Fail | null = null;
     if (f.pref) {
-      const pm = f.pref.re.exec(buf);
+      // Fail2ban compiles prefregex without MULTILINE: `^` is the buffer's start, `$` its end
+      const pm = f.pref.re.exec(this.multiline ? buf.slice(0, -1) : buf);
       if (!pm) return this.result(time, template, -1, null, false, null);
       pre = pm.groups as Fail;
       const content = pre.content as string | undefined;
@@ -305,7 +306,8 @@ export class FilterMatcher {
   }
 
   private ignored(buf: string, info: MatchInfo): boolean {
-    const text = this.multiline ? info.matched.map(tupleText).join("\n") + "\n" : buf;
+    // without MULTILINE, as Fail2ban compiles ignoreregex (the trailing newline only matters to `$`)
+    const text = this.multiline ? info.matched.map(tupleText).join("\n") : buf;
     for (const rx of this.filter.ignore) {
       rx.re.lastIndex = 0;
       if (rx.re.test(text)) return true;

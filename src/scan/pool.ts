@@ -5,6 +5,15 @@ import type { WorkerReply, WorkerRequest } from "./worker.ts";
 
 type Task = Exclude<WorkerRequest, { type: "init" }>;
 
+/**
+ * The worker's module. In the compiled executable it is an entry point of its own (see
+ * scripts/build.ts), stored under the build root in Bun's embedded file system; the bundler
+ * turns `import.meta.url` into the source path at build time, which does not exist there.
+ */
+const WORKER_URL = Bun.main.startsWith("/$bunfs/")
+  ? "/$bunfs/root/src/scan/worker.js"
+  : new URL("./worker.ts", import.meta.url).href;
+
 interface Slot {
   worker: Worker;
   busy: number;
@@ -21,7 +30,7 @@ export class ScanPool {
 
   constructor(workers: number, refs: ScanFilterRef[], now: number) {
     for (let i = 0; i < workers; i++) {
-      const worker = new Worker(new URL("./worker.ts", import.meta.url).href);
+      const worker = new Worker(WORKER_URL);
       worker.onmessage = (e: MessageEvent<WorkerReply>) => this.reply(slot, e.data);
       worker.onerror = (e) => this.fail(new Error(`scan worker failed: ${e.message}`));
       const slot: Slot = { worker, busy: 0 };

@@ -1,0 +1,1 @@
+../../types/fail2ts.d.ts

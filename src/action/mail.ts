@@ -5,7 +5,13 @@
  * tilde escapes (Fail2ban's CVE-2021-32749), no shell, no line breaks in headers.
  */
 import { hostname } from "node:os";
-import { createTransport } from "nodemailer";
+import type { Transporter } from "nodemailer";
+
+/** nodemailer is loaded on the first mail, not at every start of the binary (~5 ms). */
+async function nodemailer() {
+  return await import("nodemailer");
+}
+
 import { Fail2tsError } from "../util/errors.ts";
 import { type Exec, run } from "./exec.ts";
 import { Delivered, eachLimited, eventKey, type Kind } from "./notify.ts";
@@ -63,8 +69,9 @@ export class MailAction implements Action {
   private readonly transport: "smtp" | "sendmail";
   private readonly sendmail: string;
   private readonly timeoutMs: number;
-  private readonly smtp: ReturnType<typeof createTransport> | undefined;
-  private readonly composer: ReturnType<typeof createTransport>;
+  private readonly smtpOptions: Record<string, unknown> | undefined;
+  private smtp: Transporter | undefined;
+  private composer: Transporter | undefined;
   private readonly delivered = new Delivered();
 
   constructor(
@@ -102,7 +109,7 @@ export class MailAction implements Action {
     if (this.transport === "smtp") {
       const starttls = opts.str("starttls", "opportunistic");
       const user = opts.str("user");
-      this.smtp = createTransport({
+      this.smtpOptions = {
         host: opts.str("host", "localhost"),
         port: opts.int("port", opts.bool("secure", false) ? 465 : 25),
         secure: opts.bool("secure", false),
@@ -112,9 +119,8 @@ export class MailAction implements Action {
         connectionTimeout: this.timeoutMs,
         greetingTimeout: this.timeoutMs,
         socketTimeout: this.timeoutMs,
-      });
+      };
     }
-    this.composer = createTransport({ streamTransport: true, buffer: true, newline: "unix" });
   }
 
   async start(): Promise<void> {}
@@ -145,7 +151,8 @@ export class MailAction implements Action {
       return;
     }
     const message = { from: this.from, to: this.to, subject, text };
-    if (this.smtp) {
+    if (this.smtpOptions) {
+      this.smtp ??= (await nodemailer()).createTransport(this.smtpOptions);
       try {
         await this.smtp.sendMail(message);
       } catch (err) {
@@ -153,6 +160,11 @@ export class MailAction implements Action {
       }
       return;
     }
+    this.composer ??= (await nodemailer()).createTransport({
+      streamTransport: true,
+      buffer: true,
+      newline: "unix",
+    });
     const info = await this.composer.sendMail(message);
     await run(this.exec, this.name, kind, [this.sendmail, "-i", "-f", this.from, "--", ...this.to], {
       stdin: info.message as Buffer,

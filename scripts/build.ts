@@ -17,7 +17,6 @@ const argv = [
   "--minify",
   ...(args.includes("--no-bytecode") ? [] : ["--bytecode"]),
   "main.ts",
-  "src/scan/worker.ts", // scan's worker threads load it from the executable (src/scan/pool.ts)
   ...filters,
   "--loader",
   ".toml:file",

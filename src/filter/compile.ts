@@ -5,6 +5,7 @@
 import { Fail2tsError } from "../util/errors.ts";
 import { createDateDetector, type DateDetector } from "./dates.ts";
 import type { FilterSpec, RegexEntry } from "./format.ts";
+import { type RegexInfo, regexInfo } from "./rxinfo.ts";
 import { expandTags, type TagOptions } from "./tags.ts";
 import { compilePyRegex } from "./translate.ts";
 
@@ -19,6 +20,33 @@ export interface CompiledRegex {
   alt: Array<[string, string]>;
   /** Its named groups (iterated instead of for-in over each match's groups). */
   names: string[];
+  /** Capture groups, first characters and literal prefixes (see rxinfo.ts). */
+  info: RegexInfo;
+  /** The same regex with plain numbered groups (no `groups` object per match); null if none. */
+  fast: RegExp | null;
+  /**
+   * `fast` without the "u" flag, for pure ASCII text, where it matches exactly as the "u" one
+   * does (see asciiEquivalent); null when that is not certain.
+   */
+  asciiFast: RegExp | null;
+  /**
+   * `asciiFast` without its leading `^`, sticky: runs at an offset of the whole line (no slice);
+   * null when unsafe (see RegexInfo.stickySource). Not made with "u": a sticky "u" regex runs
+   * about twice as slow in JavaScriptCore as a slice and a plain run.
+   */
+  asciiSticky: RegExp | null;
+}
+
+/**
+ * True when a regex compiled with "u" matches any pure ASCII text exactly as the same source
+ * without "u": the source is ASCII and uses none of what "u" changes the meaning of (\u{...},
+ * \p{...}, surrogate pairs; \u and \x escapes of non-ASCII characters, which case folding
+ * under "iu" can pair with ASCII letters: ſ with s, K with k). What else "u" changes (what "."
+ * and negated classes do with surrogates, code point case folding) only concerns non-ASCII text.
+ */
+function asciiEquivalent(source: string): boolean {
+  if (/[^\x00-\x7f]/.test(source)) return false;
+  return !/\\(?:[upP]|x[89a-fA-F])/.test(source);
 }
 
 export interface CompiledFilter {
@@ -30,12 +58,6 @@ export interface CompiledFilter {
   dates: DateDetector;
   /** Lines come from the journal: the date is known, no date detection on the text. */
   journal: boolean;
-  /**
-   * All failregexes as one anchored alternation with an empty marker group before each:
-   * one regex run tells whether any matches and which comes first (single-line filters whose
-   * regexes all start with `^` and use no back-references). Null when that does not hold.
-   */
-  dispatch: { re: RegExp; markers: number[] } | null;
 }
 
 export interface CompileOptions extends TagOptions {
@@ -56,6 +78,7 @@ function compileEntry(e: RegexEntry, multiline: boolean, tagOpts: TagOptions): C
       if (m) alt.push([n, m[1] === "id" ? "fid" : m[1]!]);
     }
     alt.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    const info = regexInfo(re);
     return {
       re,
       text: e.text,
@@ -63,11 +86,27 @@ function compileEntry(e: RegexEntry, multiline: boolean, tagOpts: TagOptions): C
       skiplines: (expanded.match(/\(\?P<skiplines\d+>/g) ?? []).length,
       alt,
       names,
+      info,
+      fast: info.numbered === null ? null : new RegExp(info.numbered, re.flags),
+      ...asciiForms(info, re.flags),
     };
   } catch (err) {
     if (err instanceof Fail2tsError) throw new Fail2tsError("config", err.message, e.where);
     throw err;
   }
+}
+
+function asciiForms(
+  info: RegexInfo,
+  flags: string,
+): { asciiFast: RegExp | null; asciiSticky: RegExp | null } {
+  if (info.numbered === null || !asciiEquivalent(info.numbered))
+    return { asciiFast: null, asciiSticky: null };
+  const f = flags.replace("u", "");
+  return {
+    asciiFast: new RegExp(info.numbered, f),
+    asciiSticky: info.stickySource === null ? null : new RegExp(info.stickySource, `${f}y`),
+  };
 }
 
 export function compileFilter(spec: FilterSpec, opts: CompileOptions = {}): CompiledFilter {
@@ -100,83 +139,5 @@ export function compileFilter(spec: FilterSpec, opts: CompileOptions = {}): Comp
     maxlines: spec.maxlines,
     dates,
     journal: spec.options.logtype === "journal",
-    dispatch: multiline ? null : buildDispatch(fail),
   };
-}
-
-/** True when `^` anchors the whole source (no top-level `|`). */
-function anchoredWhole(src: string): boolean {
-  if (!src.startsWith("^")) return false;
-  let depth = 0;
-  let inClass = false;
-  for (let i = 1; i < src.length; i++) {
-    const c = src[i];
-    if (c === "\\") {
-      i++;
-      continue;
-    }
-    if (inClass) {
-      if (c === "]") inClass = false;
-      continue;
-    }
-    if (c === "[") inClass = true;
-    else if (c === "(") depth++;
-    else if (c === ")") depth--;
-    else if (c === "|" && depth === 0) return false;
-  }
-  return true;
-}
-
-/** The source with every capturing group made non-capturing (no back-references in it). */
-function stripCaptures(src: string): string {
-  let out = "";
-  let inClass = false;
-  for (let i = 0; i < src.length; i++) {
-    const c = src[i]!;
-    if (c === "\\") {
-      out += c + (src[i + 1] ?? "");
-      i++;
-      continue;
-    }
-    if (inClass) {
-      if (c === "]") inClass = false;
-      out += c;
-      continue;
-    }
-    if (c === "[") inClass = true;
-    if (c === "(") {
-      if (src[i + 1] !== "?") {
-        out += "(?:";
-        continue;
-      }
-      const named = /^\(\?<([A-Za-z_]\w*)>/.exec(src.slice(i));
-      if (named) {
-        out += "(?:";
-        i += named[0].length - 1;
-        continue;
-      }
-    }
-    out += c;
-  }
-  return out;
-}
-
-function buildDispatch(fail: CompiledRegex[]): CompiledFilter["dispatch"] {
-  if (fail.length < 2) return null;
-  const flags = fail[0]!.re.flags.replace(/[is]/g, "");
-  const parts: string[] = [];
-  const markers: number[] = [];
-  for (const r of fail) {
-    const src = r.re.source;
-    if (!anchoredWhole(src) || /\\(?:[1-9]|k<)/.test(src) || r.re.flags.replace(/[is]/g, "") !== flags)
-      return null;
-    const mods = (r.re.flags.includes("i") ? "i" : "") + (r.re.flags.includes("s") ? "s" : "");
-    parts.push(`()${mods ? `(?${mods}:` : "(?:"}${stripCaptures(src.slice(1))})`);
-    markers.push(markers.length + 1);
-  }
-  try {
-    return { re: new RegExp(`^(?:${parts.join("|")})`, flags), markers };
-  } catch {
-    return null;
-  }
 }

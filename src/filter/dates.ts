@@ -1332,6 +1332,36 @@ function julianFromWeek(year: number, week: number, weekday: number, mondayFirst
   return 1 + week0 + 7 * (week - 1) + dow;
 }
 
+/** Month (1-12) of "Jan".."Dec" by ((c0-65)*26 + (c1-97))*26 + (c2-97), 0 for anything else. */
+const SYSLOG_MONTHS = new Uint8Array(26 * 26 * 26);
+A_MONTH.forEach((mon, i) => {
+  SYSLOG_MONTHS[((mon.charCodeAt(0) - 97) * 26 + (mon.charCodeAt(1) - 97)) * 26 + (mon.charCodeAt(2) - 97)] =
+    i + 1;
+});
+
+function twoDigits(s: string, i: number): number {
+  const a = s.charCodeAt(i) - 48;
+  const b = s.charCodeAt(i + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+const LN_BEG_ISO = `{^LN-BEG}${DEFAULT_PATTERNS[0]}`;
+const LN_BEG_SYSLOG = `{^LN-BEG}${DEFAULT_PATTERNS[1]}`;
+
+/**
+ * The line-anchored syslog template "(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?" when it is the
+ * first template that can match a line starting with a letter: the only template allowed before
+ * it is the line-anchored ISO one, whose regex `^(?:\W{0,2})?(20..)` needs a digit there. That is
+ * the list of the default templates and of datepattern {^LN-BEG} (sshd and most syslog filters).
+ */
+function syslogTemplate(tpls: Tpl[]): Tpl | null {
+  for (const t of tpls) {
+    if (t.pattern === LN_BEG_SYSLOG && t.kind === KIND_PATTERN && (t.flags & LINE_BEGIN) !== 0) return t;
+    if (t.pattern !== LN_BEG_ISO || t.kind !== KIND_PATTERN || (t.flags & LINE_BEGIN) === 0) return null;
+  }
+  return null;
+}
+
 class Detector implements DateDetector {
   readonly none: boolean;
   private readonly result: DateMatch = { start: 0, end: 0, time: 0, template: "" };
@@ -1341,6 +1371,8 @@ class Detector implements DateDetector {
   private readonly now: () => number;
   private readonly ascii: Engine;
   private readonly unicode: Engine;
+  /** The syslog template when syslogDate may answer for it (see syslogTemplate), else null. */
+  private readonly syslog: Tpl | null;
   // caches of strptime
   private nowBucket = Number.NaN;
   private nowOffset = 0;
@@ -1376,14 +1408,65 @@ class Detector implements DateDetector {
     this.none = tpls[0]!.name === "{NONE}";
     this.unicode = new Engine(tpls, true);
     this.ascii = new Engine(tpls, false);
+    this.syslog = syslogTemplate(tpls);
   }
 
   match(line: string): DateMatch | null {
     if (this.none) return null;
+    if (this.syslog !== null) {
+      const r = this.syslogDate(line, this.syslog);
+      if (r !== null) return r;
+    }
     // Python's \w, \W, \b are Unicode-aware; on pure ASCII lines the faster non-"u" regexes agree
     const e = Buffer.byteLength(line) === line.length ? this.ascii : this.unicode;
     const m = e.find(line);
     return m ? this.found(e.hit!, m) : null;
+  }
+
+  /**
+   * The common syslog shape "Mmm dd hh:mm:ss" at the line start, read without a regex. Only
+   * lines the `syslog` template provably matches this way come out (month name as written by
+   * syslog, day " 1"-"31", two-digit fields, then the line end or a character that is neither a
+   * word character nor "." (a fraction), and not " " + digit (a year)); the templates before it
+   * cannot match a line starting with a letter (see syslogTemplate). Anything else: null, and
+   * the regexes decide.
+   */
+  private syslogDate(line: string, t: Tpl): DateMatch | null {
+    if (line.length < 15) return null;
+    const c0 = line.charCodeAt(0) - 65;
+    const c1 = line.charCodeAt(1) - 97;
+    const c2 = line.charCodeAt(2) - 97;
+    if (c0 < 0 || c0 > 25 || c1 < 0 || c1 > 25 || c2 < 0 || c2 > 25 || line.charCodeAt(3) !== 32) return null;
+    const month = SYSLOG_MONTHS[(c0 * 26 + c1) * 26 + c2]!;
+    if (month === 0) return null;
+    const d0 = line.charCodeAt(4);
+    const d1 = line.charCodeAt(5) - 48;
+    let day: number;
+    if (d1 < 0 || d1 > 9) return null;
+    if (d0 === 49 || d0 === 50) day = (d0 - 48) * 10 + d1;
+    else if ((d0 === 48 || d0 === 32) && d1 > 0) day = d1;
+    else if (d0 === 51 && d1 <= 1) day = 30 + d1;
+    else return null;
+    if (line.charCodeAt(6) !== 32 || line.charCodeAt(9) !== 58 || line.charCodeAt(12) !== 58) return null;
+    const hour = twoDigits(line, 7);
+    const minute = twoDigits(line, 10);
+    const second = twoDigits(line, 13);
+    if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return null;
+    if (line.length > 15) {
+      const n = line.charCodeAt(15);
+      if (n >= 128 || n === 46 || n === 95 || (n >= 48 && n <= 57) || ((n | 32) >= 97 && (n | 32) <= 122))
+        return null;
+      if (n === 32 && line.length > 16) {
+        const y = line.charCodeAt(16);
+        if (y >= 48 && y <= 57) return null;
+      }
+    }
+    const r = this.result;
+    r.start = 0;
+    r.end = 15;
+    r.template = t.name;
+    r.time = this.compose(-1, month, day, hour, minute, second, Number.NaN, -1, -1, -1, false);
+    return r;
   }
 
   private found(t: Tpl, m: RegExpExecArray): DateMatch {
@@ -1487,6 +1570,23 @@ class Detector implements DateDetector {
           return toInt(v);
       }
     }
+    return this.compose(year, month, day, hour, minute, second, tzoff, weekday, julian, week, mondayFirst);
+  }
+
+  /** The end of strptime: fields (-1 / NaN when absent) to epoch seconds, or NaN. */
+  private compose(
+    year: number,
+    month: number,
+    day: number,
+    hour: number,
+    minute: number,
+    second: number,
+    tzoff: number,
+    weekday: number,
+    julian: number,
+    week: number,
+    mondayFirst: boolean,
+  ): number {
     let nowWall = Number.NaN;
     let assumeYear = false;
     if (year < 0) {

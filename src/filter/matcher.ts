@@ -4,7 +4,7 @@
  * <F-NOFAIL>, <F-MLFFORGET>, <F-MLFGAINED>). Pure: no I/O, no timers; time comes in.
  * One FilterMatcher per log stream (its state is that stream's sessions).
  */
-import { type HostKind, isLooseIPv4, normalizeHost, normalizeIP } from "../util/ip.ts";
+import { type Host, type HostKind, isLooseIPv4, normalizeHost, normalizeIP, parseIPv4 } from "../util/ip.ts";
 import type { CompiledFilter, CompiledRegex } from "./compile.ts";
 
 export type IdKind = HostKind | "raw";
@@ -40,7 +40,10 @@ export interface MatcherOptions {
   now?: () => number;
   /** What a line without a date gets: null (report as is), the last date seen, or now. */
   noDate?: "none" | "last" | "now";
-  /** Skip what only reports need (captured fields): for scan's hot loop. */
+  /**
+   * Skip what only reports need (captured fields, the matched lines): for scan's hot loop. The
+   * LineResult and its Failure are then reused by the next call: read them, do not keep them.
+   */
   lean?: boolean;
 }
 
@@ -96,14 +99,225 @@ interface MatchInfo {
   unmatched: Tuple[];
 }
 
+/** A failregex match (plain numbered groups) and the prefregex's → the dict `find` builds. */
+type Builder = (m: RegExpExecArray, pm: RegExpExecArray | null) => Fail;
+
+const NO_LINES: string[] = [];
+
+/** normalizeHost's answer for a valid IPv4 text, one object reused. */
+const IP4_HOST: Host = { kind: "ip4", value: "" };
+function ip4Host(text: string): Host {
+  IP4_HOST.value = text;
+  return IP4_HOST;
+}
+
+/** `m[a] ?? m[b] ...`: the value of a name that several groups carry (only one can take part). */
+function groupValue(arr: string, idx: readonly number[]): string {
+  let s = `${arr}[${idx[idx.length - 1]}]`;
+  for (let k = idx.length - 2; k >= 0; k--)
+    s = `(${arr}[${idx[k]}] !== undefined ? ${arr}[${idx[k]}] : ${s})`;
+  return s;
+}
+
+function namedGroups(rx: CompiledRegex): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  const g = rx.info.groups;
+  for (let i = 1; i < g.length; i++) {
+    const n = g[i];
+    if (!n) continue;
+    const l = out.get(n);
+    if (l) l.push(i);
+    else out.set(n, [i]);
+  }
+  return out;
+}
+
+/** Python's dict.update of a session with a match's non-None values (see merge). */
+type Updater = (cached: Fail, fail: Fail) => void;
+
+/** Code generated once per compiled filter (see generate). */
+interface Generated {
+  /** Dict builders per failregex, null when one has no numbered form (no fast path). */
+  build: Builder[] | null;
+  /** Session updates per failregex. */
+  update: Updater[];
+}
+
+const generatedFor = new WeakMap<CompiledFilter, Generated>();
+
+const DICT_PROTO: object = Object.freeze(Object.create(null));
+
+/**
+ * The dicts and session updates of a filter's failregexes, as code: the same statements as the
+ * generic path (a `groups` object, the alt_ fill-ins, the prefregex's groups; merge's updates
+ * from the regex's names, the prefregex's names and nofail), spelled out with group numbers and
+ * constant keys. The dicts' prototype is empty and has none itself, so reads and `in` see
+ * their own keys only, as with a `groups` object.
+ */
+function generate(filter: CompiledFilter): Generated {
+  const known = generatedFor.get(filter);
+  if (known) return known;
+  const q = (s: string) => JSON.stringify(s);
+  const pref = filter.pref;
+  const fn = (args: string, body: string, ctor?: unknown) =>
+    new Function("truthy", "Dict", `"use strict"; return function (${args}) {\n${body}\n};`)(truthy, ctor);
+  const update = filter.fail.map((rx) => {
+    let body = "let v;\n";
+    for (const list of [rx.names, pref?.names ?? [], NOFAIL])
+      for (const k of list)
+        body += `v = fail[${q(k)}]; if (v !== undefined && v !== null) cached[${q(k)}] = v;\n`;
+    return fn("cached, fail", body) as Updater;
+  });
+  let build: Builder[] | null = null;
+  if ((pref === null || pref.fast !== null) && filter.fail.every((r) => r.fast !== null)) {
+    const body = (rx: CompiledRegex) => {
+      const own = namedGroups(rx);
+      let b = "const o = new Dict(m);\n";
+      // alt_ fill-ins; a target that is not a group of the regex is added only when filled
+      const flag = new Map<string, string>();
+      for (const [, t] of rx.alt)
+        if (!own.has(t) && !flag.has(t)) {
+          flag.set(t, `added${flag.size}`);
+          b += `let added${flag.size - 1} = false;\n`;
+        }
+      for (const [k, t] of rx.alt) {
+        const set = flag.has(t) ? `{ o[${q(t)}] = v; ${flag.get(t)} = true; }` : `o[${q(t)}] = v;`;
+        b += `{ const v = o[${q(k)}]; if (truthy(v) && !truthy(o[${q(t)}])) ${set} }\n`;
+      }
+      if (pref) {
+        const pg = namedGroups(pref);
+        for (const k of pref.names) {
+          if (own.has(k)) continue;
+          const idx = pg.get(k);
+          const v = k === "content" || !idx ? "undefined" : groupValue("pm", idx);
+          b += flag.has(k) ? `if (!${flag.get(k)}) o[${q(k)}] = ${v};\n` : `o[${q(k)}] = ${v};\n`;
+        }
+      }
+      return `${b}return o;`;
+    };
+    // The regex's groups, set by a constructor (one object shape per regex; a constructor
+    // sets the prototype for free, an object literal with __proto__ does not).
+    const ctor = (rx: CompiledRegex) => {
+      const b = [...namedGroups(rx)].map(([k, idx]) => `this[${q(k)}] = ${groupValue("m", idx)};`);
+      const D = new Function("m", `"use strict";\n${b.join("\n")}`);
+      D.prototype = DICT_PROTO;
+      return D;
+    };
+    build = filter.fail.map((rx) => fn("m, pm", body(rx), ctor(rx)) as Builder);
+  }
+  const g: Generated = { build, update };
+  generatedFor.set(filter, g);
+  return g;
+}
+
+/** Index lists of the failregexes that can match a text starting with each ASCII character. */
+function candidateTable(fails: readonly CompiledRegex[]): Int32Array[] {
+  const table: Int32Array[] = [];
+  for (let c = 0; c < 128; c++) {
+    const list: number[] = [];
+    for (let i = 0; i < fails.length; i++) {
+      const first = fails[i]!.info.first;
+      if (first === null || first[c] === 1) list.push(i);
+    }
+    table.push(Int32Array.from(list));
+  }
+  return table;
+}
+
+interface Session {
+  key: string;
+  expires: number;
+  fail: Fail;
+  prev: Session | null;
+  next: Session | null;
+}
+
+/**
+ * The mlfid sessions: a Map for lookups and the Map's own (insertion) order as a linked list,
+ * so the oldest entry is found without iterating the Map (whose iteration walks over the slots
+ * of deleted keys: quadratic for a FIFO that deletes at the front).
+ */
+class SessionCache {
+  private readonly map = new Map<string, Session>();
+  private first: Session | null = null;
+  private last: Session | null = null;
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get(key: string): Session | undefined {
+    return this.map.get(key);
+  }
+
+  /** Like Map.set: a new key goes last, an existing one keeps its place. */
+  set(key: string, expires: number, fail: Fail): void {
+    const e = this.map.get(key);
+    if (e) {
+      e.expires = expires;
+      e.fail = fail;
+      return;
+    }
+    const n: Session = { key, expires, fail, prev: this.last, next: null };
+    if (this.last) this.last.next = n;
+    else this.first = n;
+    this.last = n;
+    this.map.set(key, n);
+  }
+
+  delete(key: string): void {
+    const e = this.map.get(key);
+    if (!e) return;
+    this.map.delete(key);
+    if (e.prev) e.prev.next = e.next;
+    else this.first = e.next;
+    if (e.next) e.next.prev = e.prev;
+    else this.last = e.prev;
+    e.prev = e.next = null;
+  }
+
+  /** The entry that Map iteration would give first. */
+  oldest(): Session | undefined {
+    return this.first ?? undefined;
+  }
+}
+
 export class FilterMatcher {
   private buffer: Tuple[] = [];
-  private readonly mlfid = new Map<string, { expires: number; fail: Fail }>();
+  private readonly mlfid = new SessionCache();
+  private readonly ip6 = new Map<string, Host | null>();
   private lastTime: number | null = null;
   private readonly now: () => number;
   private readonly noDate: "none" | "last" | "now";
   private readonly multiline: boolean;
   private readonly lean: boolean;
+  /**
+   * Single-line filters whose regexes all have numbered forms take the fast path: prefregex
+   * sticky at the date's end on ASCII lines (no slice), failregexes picked by first character
+   * and literal prefix, and their dicts built by generated code (see generate).
+   */
+  private readonly fast: boolean;
+  private readonly builds: Builder[] = [];
+  private readonly gen: Generated;
+  private readonly cands: Int32Array[] = [];
+  private readonly every: Int32Array = new Int32Array(0);
+  private readonly content: number[] = [];
+  private readonly leanFailure: Failure = {
+    id: "",
+    kind: "raw",
+    time: null,
+    regex: -1,
+    fields: {},
+    matches: NO_LINES,
+  };
+  private readonly leanResult: LineResult = {
+    time: null,
+    dateTemplate: null,
+    failure: null,
+    regex: -1,
+    ignored: false,
+    invalidHost: null,
+  };
 
   constructor(
     readonly filter: CompiledFilter,
@@ -113,12 +327,26 @@ export class FilterMatcher {
     this.noDate = opts.noDate ?? "none";
     this.multiline = filter.maxlines > 1;
     this.lean = opts.lean ?? false;
+    const pref = filter.pref;
+    this.gen = generate(filter);
+    this.fast = !this.multiline && this.gen.build !== null;
+    if (this.fast) {
+      this.builds = this.gen.build!;
+      this.cands = candidateTable(filter.fail);
+      this.every = Int32Array.from(filter.fail.keys());
+      if (pref) this.content = namedGroups(pref).get("content") ?? [];
+    }
   }
 
-  /** Processes one line. `time` is given by sources that know it (the journal). */
-  processLine(line: string, time?: number): LineResult {
+  /**
+   * Processes one line. `time` is given by sources that know it (the journal). `ascii`: the
+   * caller knows the line is pure ASCII (scan checks whole blocks), so regexes without the "u"
+   * flag may run (same results, faster).
+   */
+  processLine(line: string, time?: number, ascii = false): LineResult {
     const f = this.filter;
     let text = line;
+    let off = 0; // the regexes' text is line.slice(off) (not made when the fast path needs no copy)
     let t: number | null = null;
     let template: string | null = null;
     if (time !== undefined || f.journal) {
@@ -126,7 +354,8 @@ export class FilterMatcher {
     } else {
       const m = f.dates.none ? null : f.dates.match(line);
       if (m && !Number.isNaN(m.time)) {
-        text = m.start === 0 ? line.slice(m.end) : line.slice(0, m.start) + line.slice(m.end);
+        if (m.start === 0) off = m.end;
+        else text = line.slice(0, m.start) + line.slice(m.end);
         t = m.time;
         template = m.template;
         this.lastTime = t;
@@ -135,14 +364,16 @@ export class FilterMatcher {
         // line is matched whole; its time is the last date seen when that is recent.
         const now = this.now();
         const recent = this.lastTime !== null && this.lastTime > now - 60;
-        if (m && m.start === m.end) t = recent ? this.lastTime : now; // date optional here
+        if (m && m.start === m.end)
+          t = recent ? this.lastTime : now; // date optional here
         else if (f.dates.none) t = now;
         else if (this.noDate === "last") t = this.lastTime;
         else if (recent) t = this.lastTime;
         else if (this.noDate === "now") t = now;
       }
     }
-    return this.find({ text, line }, t, template);
+    if (this.fast) return this.findSingle(text, off, line, t, template, ascii);
+    return this.find({ text: off > 0 ? line.slice(off) : text, line }, t, template);
   }
 
   private result(
@@ -154,7 +385,79 @@ export class FilterMatcher {
     invalidHost: string | null,
   ): LineResult {
     if (regex < 0 && time === null && template === null) return EMPTY;
+    if (this.lean) {
+      const r = this.leanResult;
+      r.time = time;
+      r.dateTemplate = template;
+      r.failure = failure;
+      r.regex = regex;
+      r.ignored = ignored;
+      r.invalidHost = invalidHost;
+      return r;
+    }
     return { time, dateTemplate: template, failure, regex, ignored, invalidHost };
+  }
+
+  /**
+   * `find` for single-line filters with numbered regexes: the same steps and the same dicts.
+   * The regexes' text is str.slice(off).
+   */
+  private findSingle(
+    str: string,
+    off: number,
+    line: string,
+    time: number | null,
+    template: string | null,
+    ascii: boolean,
+  ): LineResult {
+    const f = this.filter;
+    let pm: RegExpExecArray | null = null;
+    let buf: string;
+    const pref = f.pref;
+    if (pref) {
+      const sticky = ascii ? pref.asciiSticky : null; // a sticky "u" regex is slower than a slice
+      if (sticky) {
+        sticky.lastIndex = off;
+        pm = sticky.exec(str);
+      } else {
+        if (off > 0) {
+          str = str.slice(off);
+          off = 0;
+        }
+        const re = (ascii ? pref.asciiFast : null) ?? pref.fast!;
+        re.lastIndex = 0;
+        pm = re.exec(str);
+      }
+      if (!pm) return this.result(time, template, -1, null, false, null);
+      const ci = this.content;
+      let content: string | undefined;
+      for (let k = 0; k < ci.length && content === undefined; k++) content = pm[ci[k]!];
+      buf = content ? content : off > 0 ? str.slice(off) : str;
+    } else buf = off > 0 ? str.slice(off) : str;
+
+    const fails = f.fail;
+    const c0 = buf.charCodeAt(0);
+    const list = c0 < 128 ? this.cands[c0]! : this.every;
+    for (let j = 0; j < list.length; j++) {
+      const i = list[j]!;
+      const rx = fails[i]!;
+      const lits = rx.info.lits;
+      if (lits !== null) {
+        let k = 0;
+        while (k < lits.length && !buf.startsWith(lits[k]!)) k++;
+        if (k === lits.length) continue;
+      }
+      const re = (ascii ? rx.asciiFast : null) ?? rx.fast!;
+      re.lastIndex = 0;
+      const m = re.exec(buf);
+      if (!m) continue;
+      if (f.ignore.length > 0 && this.ignored(buf, { matched: [], unmatched: [] })) {
+        return this.result(time, template, i, null, true, null);
+      }
+      const matchedText = this.lean ? NO_LINES : [line];
+      return this.conclude(this.builds[i]!(m, pm), i, matchedText, time, template);
+    }
+    return this.result(time, template, -1, null, false, null);
   }
 
   private find(tuple: Tuple, time: number | null, template: string | null): LineResult {
@@ -187,14 +490,7 @@ export class FilterMatcher {
     }
 
     const fails = f.fail;
-    let from = 0;
-    if (f.dispatch && buf !== null) {
-      const d = f.dispatch.re.exec(buf);
-      if (!d) return this.result(time, template, -1, null, false, null);
-      const mk = f.dispatch.markers;
-      while (from < mk.length - 1 && d[mk[from]!] === undefined) from++;
-    }
-    for (let i = from; i < fails.length; i++) {
+    for (let i = 0; i < fails.length; i++) {
       const rx = fails[i]!;
       if (buf === null) buf = this.multiline ? joinTexts(this.buffer) : this.buffer[0]!.text;
       rx.re.lastIndex = 0;
@@ -217,7 +513,7 @@ export class FilterMatcher {
       }
       if (pre) for (const k of f.pref!.names) if (!(k in fail)) fail[k] = pre[k];
       const matchedText = this.multiline ? info.matched.map(lineOf) : [tuple.line];
-      return this.conclude(fail, i, matchedText, time, template, rx.names);
+      return this.conclude(fail, i, matchedText, time, template);
     }
     return this.result(time, template, -1, null, false, null);
   }
@@ -229,12 +525,11 @@ export class FilterMatcher {
     matchedText: string[],
     time: number | null,
     template: string | null,
-    names: readonly string[],
   ): LineResult {
     let fail = groups;
     const mlfid = fail.mlfid as string | undefined;
     if (mlfid !== undefined && mlfid !== null) {
-      fail = this.merge(mlfid, fail, matchedText, time, names);
+      fail = this.merge(mlfid, fail, matchedText, time, this.gen.update[i]!);
       if (truthy(fail.nofail)) return this.result(time, template, i, null, false, null);
     } else {
       fail.matches = matchedText;
@@ -260,9 +555,15 @@ export class FilterMatcher {
     }
     let id: string;
     let kind: IdKind;
-    const fields: Record<string, string | string[]> = {};
+    const fields: Record<string, string | string[]> = this.lean ? this.leanFailure.fields : {};
     if (hint) {
-      const h = normalizeHost(host, hint);
+      // normalizeHost, without its object for the common case (a valid IPv4 capture)
+      const h =
+        hint === "ip4" && host.length <= 253 && parseIPv4(host) >= 0
+          ? ip4Host(host)
+          : hint === "ip6"
+            ? this.ip6Host(host)
+            : normalizeHost(host, hint);
       if (!h) {
         // "192.0.2.09": not an address (leading zeros read as octal by some tools), but the
         // id of a failure all the same; it is counted and never handed to a firewall.
@@ -294,6 +595,14 @@ export class FilterMatcher {
         else if (typeof v === "string") fields[k] = v;
         else if (typeof v === "number") fields[k] = String(v);
       }
+    if (this.lean) {
+      const lf = this.leanFailure;
+      lf.id = id;
+      lf.kind = kind;
+      lf.time = time;
+      lf.regex = i;
+      return this.result(time, template, i, lf, false, null);
+    }
     const failure: Failure = {
       id,
       kind,
@@ -303,6 +612,17 @@ export class FilterMatcher {
       matches: (fail.matches as string[] | undefined) ?? matchedText,
     };
     return this.result(time, template, i, failure, false, null);
+  }
+
+  /** normalizeHost(text, "ip6"), remembered: attackers come back, IPv6 parsing is slow. */
+  private ip6Host(text: string): Host | null {
+    let h = this.ip6.get(text);
+    if (h === undefined) {
+      h = normalizeHost(text, "ip6");
+      if (this.ip6.size >= 4096) this.ip6.clear();
+      this.ip6.set(text, h);
+    }
+    return h;
   }
 
   private ignored(buf: string, info: MatchInfo): boolean {
@@ -325,22 +645,17 @@ export class FilterMatcher {
 
   private cacheSet(id: string, fail: Fail, now: number): void {
     if (this.mlfid.size >= MLFID_MAX) {
-      for (const [k, v] of this.mlfid) {
-        this.mlfid.delete(k);
-        if (v.expires > now && this.mlfid.size < MLFID_MAX) break;
+      // Fail2ban's Cache.set: drop from the oldest until one still valid went and there is room
+      for (let e = this.mlfid.oldest(); e !== undefined; e = this.mlfid.oldest()) {
+        this.mlfid.delete(e.key);
+        if (e.expires > now && this.mlfid.size < MLFID_MAX) break;
       }
     }
-    this.mlfid.set(id, { expires: now + MLFID_TTL, fail });
+    this.mlfid.set(id, now + MLFID_TTL, fail);
   }
 
   /** Fail2ban's multi-line failure merge (mlfid sessions), with the same flags. */
-  private merge(
-    mlfid: string,
-    fail: Fail,
-    matched: string[],
-    time: number | null,
-    names: readonly string[],
-  ): Fail {
+  private merge(mlfid: string, fail: Fail, matched: string[], time: number | null, update: Updater): Fail {
     const now = time ?? this.now();
     const cached = this.cacheGet(mlfid, now);
     let users: string[] | undefined;
@@ -360,14 +675,8 @@ export class FilterMatcher {
       if (flags & 8) cached.mlfpending = undefined;
       if ((flags & 4) === 0 && !truthy(cached.mlfpending)) cached.matches = undefined;
       // Python's dict.update with the non-None values of this match: its groups, the
-      // prefregex's groups, and the nofail that a gained login set above.
-      const preNames = this.filter.pref?.names ?? [];
-      for (const list of [names, preNames, NOFAIL]) {
-        for (const k of list) {
-          const v = fail[k];
-          if (v !== undefined && v !== null) cached[k] = v;
-        }
-      }
+      // prefregex's groups, and the nofail that a gained login set above (see generate).
+      update(cached, fail);
       fail = cached;
       if (flags & 2) this.mlfid.delete(mlfid);
     } else if (!(flags & 2)) {
@@ -381,6 +690,7 @@ export class FilterMatcher {
       fail.mlfgained = undefined;
       flags &= ~(8 | 1);
     }
+    if (this.lean) return fail; // the rest only keeps the session's lines
     if ((flags & 1) === 0) {
       const m = ((fail["nofail-matches"] as string[] | undefined) ?? []).concat(
         (fail.matches as string[] | undefined) ?? [],

@@ -24,8 +24,10 @@ export interface ChunkResult {
   invalid: number;
   /** Failures per filter. */
   perFilter: number[];
-  /** Failures in line order: id, time, filter index. */
+  /** The distinct failure ids of the chunk (strings of their own, not slices of the text). */
   ids: string[];
+  /** Failures in line order: index in `ids`, time, filter index. */
+  idIndex: Uint32Array;
   times: Float64Array;
   filters: Uint8Array;
   first: number | null;
@@ -64,99 +66,173 @@ export function journalRecord(line: string): JournalLine | null {
   return { text: prefix + msg, time: Number.isFinite(us) ? us / 1e6 : Date.now() / 1000 };
 }
 
-export class ChunkProcessor {
-  private readonly filters: CompiledFilter[];
-  private readonly journalFilters: CompiledFilter[];
+/** A copy of a short string that does not keep the text it was cut from alive. */
+function detach(s: string): string {
+  return ` ${s}`.slice(1);
+}
 
-  constructor(
-    refs: readonly ScanFilterRef[],
-    private readonly now: number,
-  ) {
-    const opts = { now: () => now };
-    this.filters = refs.map((r) => openFilter(r.ref, {}, opts));
-    this.journalFilters = refs.map((r, i) => {
-      const f = this.filters[i]!;
-      return "logtype" in f.spec.declaredOptions ? openFilter(r.ref, { logtype: "journal" }, opts) : f;
-    });
+/**
+ * The state of one chunk being scanned: one FilterMatcher per filter (the chunk's sessions) and
+ * the counts and failures so far. Text comes in pieces of whole lines, in order.
+ */
+export class ChunkRun {
+  private readonly matchers: FilterMatcher[];
+  private readonly journal: boolean;
+  private lines = 0;
+  private noDate = 0;
+  private binary = 0;
+  private invalid = 0;
+  private first: number | null = null;
+  private last: number | null = null;
+  private readonly perFilter: number[];
+  private readonly idOf = new Map<string, number>();
+  private readonly ids: string[] = [];
+  private count = 0;
+  private idIndex = new Uint32Array(1024);
+  private times = new Float64Array(1024);
+  private filters = new Uint8Array(1024);
+
+  constructor(filters: readonly CompiledFilter[], journal: boolean, now: number) {
+    this.journal = journal;
+    this.matchers = filters.map((f) => new FilterMatcher(f, { now: () => now, noDate: "last", lean: true }));
+    this.perFilter = new Array<number>(filters.length).fill(0);
   }
 
-  process(seq: number, text: string, opts: ChunkOptions = {}): ChunkResult {
-    const journal = opts.journal ?? false;
-    const matchers = (journal ? this.journalFilters : this.filters).map(
-      (f) => new FilterMatcher(f, { now: () => this.now, noDate: "last", lean: true }),
-    );
+  private push(id: string, time: number, filter: number): void {
+    let k = this.idOf.get(id);
+    if (k === undefined) {
+      k = this.ids.length;
+      const own = detach(id);
+      this.ids.push(own);
+      this.idOf.set(own, k);
+    }
+    const n = this.count++;
+    if (n === this.times.length) {
+      const grow = <T extends Uint32Array | Float64Array | Uint8Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.idIndex = grow(this.idIndex);
+      this.times = grow(this.times);
+      this.filters = grow(this.filters);
+    }
+    this.idIndex[n] = k;
+    this.times[n] = time;
+    this.filters[n] = filter;
+  }
+
+  /** Lines of `text`; `owned`: they belong to the chunk (else they only prime the sessions). */
+  feed(text: string, owned: boolean, ascii = false): void {
+    const matchers = this.matchers;
     const nf = matchers.length;
-    const ids: string[] = [];
-    const times: number[] = [];
-    const fidx: number[] = [];
-    const perFilter = new Array<number>(nf).fill(0);
-    let lines = 0;
-    let noDate = 0;
-    let binary = 0;
-    let invalid = 0;
-    let first: number | null = null;
-    let last: number | null = null;
-    const prime = opts.primeChars ?? 0;
+    const journal = this.journal;
     const len = text.length;
+    const nul = text.indexOf("\0") >= 0; // else no line needs the check
     let pos = 0;
     while (pos < len) {
       let end = text.indexOf("\n", pos);
       if (end < 0) end = len;
-      const owned = pos >= prime;
       let stop = end;
       if (stop > pos && text.charCodeAt(stop - 1) === 13) stop--;
       const line = text.slice(pos, stop);
       pos = end + 1;
-      if (owned) lines++;
+      if (owned) this.lines++;
       if (line.length === 0) continue;
-      if (line.indexOf("\0") >= 0) {
-        if (owned) binary++;
+      if (nul && line.indexOf("\0") >= 0) {
+        if (owned) this.binary++;
         continue;
       }
       let lineText = line;
       let lineTime: number | undefined;
+      let lineAscii = ascii;
       if (journal) {
         const rec = journalRecord(line);
         if (!rec) {
-          if (owned) binary++;
+          if (owned) this.binary++;
           continue;
         }
         lineText = rec.text;
         lineTime = rec.time;
+        lineAscii = false;
       }
       let dated = journal;
       for (let i = 0; i < nf; i++) {
-        const r = matchers[i]!.processLine(lineText, lineTime);
+        const r = matchers[i]!.processLine(lineText, lineTime, lineAscii);
         if (r.dateTemplate !== null) dated = true;
         if (!owned) continue;
-        if (r.time !== null) {
-          if (first === null || r.time < first) first = r.time;
-          if (last === null || r.time > last) last = r.time;
+        const t = r.time;
+        if (t !== null) {
+          if (this.first === null || t < this.first) this.first = t;
+          if (this.last === null || t > this.last) this.last = t;
         }
-        if (r.invalidHost !== null) invalid++;
+        if (r.invalidHost !== null) this.invalid++;
         const f = r.failure;
         if (f && f.time !== null) {
-          ids.push(f.id);
-          times.push(f.time);
-          fidx.push(i);
-          perFilter[i]!++;
+          this.push(f.id, f.time, i);
+          this.perFilter[i]!++;
         }
       }
-      if (owned && !dated) noDate++;
+      if (owned && !dated) this.noDate++;
     }
+  }
+
+  finish(seq: number, bytes: number): ChunkResult {
+    const n = this.count;
     return {
       seq,
-      lines,
-      bytes: 0,
-      noDate,
-      binary,
-      invalid,
-      perFilter,
-      ids,
-      times: Float64Array.from(times),
-      filters: Uint8Array.from(fidx),
-      first,
-      last,
+      lines: this.lines,
+      bytes,
+      noDate: this.noDate,
+      binary: this.binary,
+      invalid: this.invalid,
+      perFilter: this.perFilter,
+      ids: this.ids,
+      idIndex: this.idIndex.slice(0, n),
+      times: this.times.slice(0, n),
+      filters: this.filters.slice(0, n),
+      first: this.first,
+      last: this.last,
     };
+  }
+}
+
+export class ChunkProcessor {
+  private readonly filters: CompiledFilter[];
+  /** The filters for journal exports, compiled at the first journal chunk. */
+  private journalFilters: CompiledFilter[] | null = null;
+
+  constructor(
+    private readonly refs: readonly ScanFilterRef[],
+    private readonly now: number,
+  ) {
+    this.filters = refs.map((r) => openFilter(r.ref, {}, { now: () => now }));
+  }
+
+  /** A run over one chunk (fresh sessions). */
+  start(journal: boolean): ChunkRun {
+    if (journal && !this.journalFilters) {
+      this.journalFilters = this.refs.map((r, i) => {
+        const f = this.filters[i]!;
+        return "logtype" in f.spec.declaredOptions
+          ? openFilter(r.ref, { logtype: "journal" }, { now: () => this.now })
+          : f;
+      });
+    }
+    return new ChunkRun(journal ? this.journalFilters! : this.filters, journal, this.now);
+  }
+
+  /** One chunk given as text: the first `primeChars` characters only prime the sessions. */
+  process(seq: number, text: string, opts: ChunkOptions = {}): ChunkResult {
+    const run = this.start(opts.journal ?? false);
+    const prime = opts.primeChars ?? 0;
+    // lines that start before `prime` only prime the sessions
+    let cut = 0;
+    if (prime > 0) {
+      cut = text.charCodeAt(prime - 1) === 10 ? prime : text.indexOf("\n", prime) + 1 || text.length;
+      run.feed(text.slice(0, cut), false);
+    }
+    run.feed(cut > 0 ? text.slice(cut) : text, true);
+    return run.finish(seq, 0);
   }
 }

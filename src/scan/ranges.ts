@@ -2,56 +2,85 @@
  * Byte ranges of a log file for parallel scanning. A chunk owns the lines that START inside
  * [start, end); the bytes from `prime` to `start` are read as well so that multi-line
  * sessions that began just before the chunk are known (their lines give no failures here).
+ *
+ * A chunk is read in blocks cut at line ends, into one buffer reused for the whole process,
+ * and each block is turned into a string once: memory stays flat whatever the chunk size.
  */
-const EXTRA = 1 << 20;
+
+import { isAscii } from "node:buffer";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+
+/** Bytes per read; a longer line makes the buffer grow to hold it. */
+const BLOCK = 1 << 20;
+/** Bytes read at a time when looking for a line start. */
+const PROBE = 64 << 10;
+
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+let shared: Buffer = Buffer.allocUnsafe(BLOCK);
 
-export interface OwnedRange {
-  text: string;
-  primeChars: number;
-  /** Bytes owned (for progress and totals). */
-  bytes: number;
-}
+/**
+ * Receives the text of a block (whole lines; the last block of a file may end without a
+ * newline). `owned`: its lines belong to the chunk; `ascii`: the block is pure ASCII.
+ */
+export type BlockSink = (text: string, owned: boolean, ascii: boolean) => void;
 
-/** First line start at or after `pos` within data (data begins at file offset `base`). */
-function lineStartAtOrAfter(data: Uint8Array, base: number, pos: number): number {
-  if (pos <= 0) return 0;
-  const i = data.indexOf(10, Math.max(0, pos - 1 - base));
-  return i < 0 ? -1 : base + i + 1;
-}
-
-export async function readOwnedRange(
-  path: string,
-  start: number,
-  end: number,
-  prime: number,
-): Promise<OwnedRange> {
-  const file = Bun.file(path);
-  const size = file.size;
-  let data = await file.slice(prime, Math.min(size, end + EXTRA)).bytes();
-  // Extend until the last owned line is complete.
-  while (prime + data.length < size) {
-    const tail = data.indexOf(10, Math.max(0, end - 1 - prime));
-    if (tail >= 0) break;
-    const more = await file
-      .slice(prime + data.length, Math.min(size, prime + data.length + EXTRA * 4))
-      .bytes();
-    const joined = new Uint8Array(data.length + more.length);
-    joined.set(data);
-    joined.set(more, data.length);
-    data = joined;
+/** Bytes [from, to) of the file as text, whole lines per block, in order. */
+function readLines(fd: number, from: number, to: number, owned: boolean, sink: BlockSink): void {
+  let pos = from;
+  while (pos < to) {
+    const want = Math.min(shared.length, to - pos);
+    const n = readSync(fd, shared, 0, want, pos);
+    if (n <= 0) return; // the file shrank
+    let cut = n;
+    if (pos + n < to) {
+      cut = shared.lastIndexOf(10, n - 1) + 1;
+      if (cut === 0) {
+        // a line longer than the buffer: read it whole
+        const bigger = Buffer.allocUnsafe(shared.length * 2);
+        shared = bigger;
+        continue;
+      }
+    }
+    const bytes = shared.subarray(0, cut);
+    const ascii = isAscii(bytes);
+    // Pure ASCII reads the same in Latin-1, which makes a one-byte string without a decoder.
+    sink(ascii ? shared.toString("latin1", 0, cut) : decoder.decode(bytes), owned, ascii);
+    pos += cut;
   }
-  const ownStart = start === 0 ? 0 : lineStartAtOrAfter(data, prime, start);
-  if (ownStart < 0 || ownStart >= end) return { text: "", primeChars: 0, bytes: 0 };
-  let ownEnd = end >= size ? size : lineStartAtOrAfter(data, prime, end);
-  if (ownEnd < 0) ownEnd = prime + data.length;
-  const primeStart = prime === 0 ? 0 : lineStartAtOrAfter(data, prime, prime);
-  const primeText =
-    primeStart >= 0 && primeStart < ownStart
-      ? decoder.decode(data.subarray(primeStart - prime, ownStart - prime))
-      : "";
-  const owned = decoder.decode(data.subarray(ownStart - prime, ownEnd - prime));
-  return { text: primeText + owned, primeChars: primeText.length, bytes: ownEnd - ownStart };
+}
+
+/** The first line start at or after `pos` (0 at 0), or `size` when there is none. */
+function lineStartAtOrAfter(fd: number, pos: number, size: number): number {
+  if (pos <= 0) return 0;
+  const probe = Buffer.allocUnsafe(PROBE);
+  for (let at = pos - 1; at < size; at += PROBE) {
+    const n = readSync(fd, probe, 0, Math.min(PROBE, size - at), at);
+    if (n <= 0) break;
+    const i = probe.subarray(0, n).indexOf(10);
+    if (i >= 0) return at + i + 1;
+  }
+  return size;
+}
+
+/**
+ * Reads the lines of a chunk: first the priming lines (from the first line start at or after
+ * `prime` up to the chunk's first line), then the owned ones (lines starting in [start, end)).
+ * Returns the bytes owned.
+ */
+export function readRange(path: string, start: number, end: number, prime: number, sink: BlockSink): number {
+  const fd = openSync(path, "r");
+  try {
+    const size = fstatSync(fd).size;
+    const ownStart = start === 0 ? 0 : lineStartAtOrAfter(fd, start, size);
+    if (ownStart >= end || ownStart >= size) return 0;
+    const ownEnd = end >= size ? size : lineStartAtOrAfter(fd, end, size);
+    const primeStart = prime === 0 ? 0 : lineStartAtOrAfter(fd, prime, size);
+    if (primeStart < ownStart) readLines(fd, primeStart, ownStart, false, sink);
+    readLines(fd, ownStart, ownEnd, true, sink);
+    return ownEnd - ownStart;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export interface RangePlan {

@@ -130,15 +130,16 @@ export async function runScan(
     report.noDate += r.noDate;
     report.binary += r.binary;
     report.invalid += r.invalid;
-    report.failures += r.ids.length;
+    report.failures += r.times.length;
     if (r.first !== null && (report.first === null || r.first < report.first)) report.first = r.first;
     if (r.last !== null && (report.last === null || r.last > report.last)) report.last = r.last;
     for (let i = 0; i < r.perFilter.length; i++) report.perJail[i]!.failures += r.perFilter[i]!;
-    for (let k = 0; k < r.ids.length; k++) {
+    const ids = r.ids;
+    for (let k = 0; k < r.times.length; k++) {
       const t = r.times[k]!;
       if ((opts.since !== undefined && t < opts.since) || (opts.until !== undefined && t > opts.until))
         continue;
-      const id = r.ids[k]!;
+      const id = ids[r.idIndex[k]!]!;
       const ji = r.filters[k]!;
       report.counted++;
       let o = perIp.get(id);

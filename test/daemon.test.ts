@@ -108,7 +108,7 @@ describe("daemon in-process", () => {
     const d = await s.start();
     expect(s.status().map((j) => j.name)).toEqual(["sshd", "other"]);
     d.ban("sshd", ["192.0.2.1"]);
-    d.ban("other", ["192.0.2.2"]);
+    d.ban("other", ["192.0.2.2"], true); // forced: 192.0.2.2 may be this host's (ignoreself)
     await until(() => s.lines().length === 2, 3000, "2 bans");
     s.write(
       '[jails.sshd]\nlogpath = "a.log"\nmaxretry = 2\n\n[jails.third]\nfilter = "sshd"\nlogpath = "b.log"',

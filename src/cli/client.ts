@@ -1,4 +1,9 @@
-/** Client subcommands of the running daemon: status, ping, ban, unban, reload, stop. */
+/**
+ * Client subcommands of the running daemon: status, ping, ban, unban, reload, stop. `ban`,
+ * `unban` (and `flush`, flush.ts) work without a daemon too: they apply the jails' actions
+ * themselves and record the bans in the database (offline.ts).
+ */
+import { readFileSync } from "node:fs";
 import { Command, Option } from "@commander-js/extra-typings";
 import { readSocketPath } from "../config/load.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/schema.ts";
@@ -6,25 +11,37 @@ import { fleetLines } from "../fleet/status.ts";
 import { DaemonUnreachable, request } from "../server/client.ts";
 import type { BanResult, ReloadResult, Request, StatusResult, UnbanResult } from "../server/protocol.ts";
 import { Fail2tsError } from "../util/errors.ts";
-import { out, print, table, warn } from "./style.ts";
+import {
+  type ActionOutcome,
+  type DirectOptions,
+  type OfflineBans,
+  offlineBans,
+  parseAddresses,
+  splitAddressList,
+} from "./offline.ts";
+import { err, out, print, table, warn } from "./style.ts";
+
+export type { OfflineBans } from "./offline.ts";
 
 /**
- * Banning and unbanning without a daemon (issue 7): apply the jail's actions directly and record
- * the bans in the database so that a later `run` knows them. Registered by whoever implements it
- * (`setOfflineBans`); until then `ban`/`unban` need a running daemon.
+ * What `ban`/`unban`/`flush` do when no daemon answers (issue 7): apply the jail's actions
+ * directly and record the bans in the database so that a later `run` knows them. `null` makes
+ * them need a running daemon (tests swap implementations here).
  */
-export interface OfflineBans {
-  ban(configPath: string, jail: string, ips: string[]): Promise<BanResult>;
-  unban(configPath: string, ips: string[] | "all", jail?: string): Promise<UnbanResult>;
-}
-
-let offline: OfflineBans | null = null;
+let offline: OfflineBans | null = offlineBans;
 
 export function setOfflineBans(impl: OfflineBans | null): void {
   offline = impl;
 }
 
-interface Where {
+/** The direct implementation; without one, the "start the daemon" error (`e`: why it is needed). */
+export function direct(e?: DaemonUnreachable): OfflineBans {
+  if (offline) return offline;
+  if (e) throw new Fail2tsError("daemon", `${e.message}; start it with: fail2ts run`, e.where);
+  throw new Fail2tsError("usage", "--dry-run is not available in this build");
+}
+
+export interface Where {
   config: string;
   socket?: string | undefined;
 }
@@ -38,11 +55,11 @@ const CONFIG_HELP = "configuration file (to find the socket)";
 const SOCKET = "-s, --socket <path>";
 const SOCKET_HELP = "control socket (default: [server] socket of the configuration)";
 
-async function call(o: Where, req: Request, timeoutMs?: number): Promise<unknown> {
+export async function call(o: Where, req: Request, timeoutMs?: number): Promise<unknown> {
   return request(socketOf(o), req, timeoutMs);
 }
 
-function noDaemon(e: unknown): boolean {
+export function noDaemon(e: unknown): e is DaemonUnreachable {
   return e instanceof DaemonUnreachable && (e.reason === "missing" || e.reason === "refused");
 }
 
@@ -102,72 +119,245 @@ export function pingCommand() {
     });
 }
 
+const CONFIG_DIRECT_HELP =
+  "configuration file (the socket; with no daemon running, the jails, actions and database)";
+const OUTPUT = () =>
+  new Option("-o, --output <format>", "output format")
+    .choices(["text", "json"] as const)
+    .default("text" as const);
+/** Large requests (100 k addresses) take a while to apply: the daemon answers once they are queued. */
+const LONG_MS = 600_000;
+
+/** Whether a daemon answers on the socket (for the dry-run's note). */
+export async function daemonRunning(o: Where): Promise<boolean> {
+  try {
+    await call(o, { cmd: "ping" }, 2000);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Addresses from the arguments, `-` (stdin) and --from-file, validated and de-duplicated. */
+export async function gatherAddresses(args: string[], fromFile: string | undefined): Promise<string[]> {
+  const raw: string[] = [];
+  let stdin: string | null = null;
+  const readStdin = async () => {
+    if (stdin === null) {
+      stdin = await Bun.stdin.text();
+      return stdin;
+    }
+    return ""; // read once
+  };
+  for (const a of args) {
+    if (a === "-") raw.push(...splitAddressList(await readStdin()));
+    else raw.push(a);
+  }
+  if (fromFile !== undefined) {
+    let text: string;
+    if (fromFile === "-") text = await readStdin();
+    else {
+      try {
+        text = readFileSync(fromFile, "utf8");
+      } catch (e) {
+        throw new Fail2tsError("io", `cannot read: ${(e as Error).message}`, fromFile);
+      }
+    }
+    raw.push(...splitAddressList(text));
+  }
+  return parseAddresses(raw);
+}
+
+/** "a b c", or "N addresses" past 20. */
+function few(list: readonly string[]): string {
+  return list.length <= 20 ? list.join(" ") : `${list.length} addresses`;
+}
+
+/** Warnings and errors of actions run directly, as they happen. */
+const onMessage: DirectOptions["onMessage"] = (level, msg) => {
+  if (level === "warn") warn(msg);
+  else process.stderr.write(`${err.red("fail2ts: error:")} ${msg}\n`);
+};
+
+/** The dry-run plan, indented (multi-line entries — a script on stdin — indented further). */
+export function printPlan(plan: readonly string[], daemonUp: boolean | undefined): void {
+  print(out.bold("dry run: nothing is changed; this would run:"));
+  for (const p of plan) {
+    const [first, ...rest] = p.split("\n");
+    print(`  ${first}`, ...rest.map((l) => `      ${l}`));
+  }
+  if (plan.length === 0) print("  (nothing)");
+  if (daemonUp)
+    print("(a daemon is running: without --dry-run this goes through it and its already started actions)");
+}
+
+/** Failed actions of a direct command: on stderr; sets exit code 1. */
+export function reportFailures(actions: readonly ActionOutcome[], after: string): void {
+  const failed = actions.filter((a) => !a.ok);
+  for (const a of failed)
+    process.stderr.write(`${err.red("fail2ts:")} jail=${a.jail} action ${a.action} failed: ${a.error}\n`);
+  if (failed.length > 0) {
+    process.stderr.write(`fail2ts: ${after}\n`);
+    process.exitCode = 1;
+  }
+}
+
+function names(actions: readonly ActionOutcome[]): string {
+  return [...new Set(actions.filter((a) => a.ok).map((a) => a.action))].join(", ") || "no action";
+}
+
 export function banCommand() {
   return new Command("ban")
-    .description("ban addresses in a jail by hand (through the running daemon)")
+    .description(
+      "ban addresses in a jail by hand: through the running daemon, or, with none running, by applying the jail's actions directly and recording the bans for the next `fail2ts run`",
+    )
     .argument("<jail>", "jail")
-    .argument("<ips...>", "addresses")
-    .option("-q, --quiet", "print nothing")
-    .option(CONFIG, CONFIG_HELP, DEFAULT_CONFIG_PATH)
+    .argument("[ips...]", "addresses (IPv4, IPv6); - reads them from stdin")
+    .option(
+      "-f, --from-file <path>",
+      "read addresses from a file (- for stdin): one per line, or blanks/commas between; # comments",
+    )
+    .option("--force", "ban addresses in the jail's ignoreip too")
+    .option("-n, --dry-run", "change nothing: print the commands and writes it would make")
+    .addOption(OUTPUT())
+    .option("-q, --quiet", "print nothing (errors still go to stderr)")
+    .option(CONFIG, CONFIG_DIRECT_HELP, DEFAULT_CONFIG_PATH)
     .option(SOCKET, SOCKET_HELP)
-    .action(async (jail, ips, o) => {
+    .addHelpText(
+      "after",
+      `
+With no daemon running, the jail's actions run here (one batch for all the addresses: one nft
+transaction) and the bans go to the database with the jail's bantime: \`fail2ts run\` restores them,
+or lifts those that expired meanwhile. Addresses in the jail's ignoreip are refused without --force.
+
+Examples:
+  fail2ts ban sshd 203.0.113.7 2001:db8::7
+  fail2ts ban sshd - < addresses.txt                  100 000 addresses are one command
+  fail2ts ban sshd --from-file blocklist.txt --dry-run
+  fail2ts ban sshd 203.0.113.7 -o json`,
+    )
+    .action(async (jail, args, o) => {
+      const ips = await gatherAddresses(args, o.fromFile);
+      if (ips.length === 0)
+        throw new Fail2tsError("usage", "give addresses to ban (arguments, - for stdin, or --from-file)");
+      const force = Boolean(o.force);
       let r: BanResult;
-      try {
-        r = (await call(o, { cmd: "ban", jail, ips }, 120000)) as BanResult;
-      } catch (e) {
-        if (!noDaemon(e)) throw e;
-        if (!offline)
-          throw new Fail2tsError(
-            "daemon",
-            `${(e as Error).message}; start it with: fail2ts run`,
-            (e as DaemonUnreachable).where,
-          );
-        r = await offline.ban(o.config, jail, ips);
+      let via: "daemon" | "direct" | "dry-run";
+      let extra: Record<string, unknown> = {};
+      let actions: ActionOutcome[] = [];
+      if (o.dryRun) {
+        const d = await direct().ban(o.config, jail, ips, {
+          force,
+          dryRun: true,
+          onMessage,
+        });
+        via = "dry-run";
+        r = d;
+        const daemonUp = await daemonRunning(o);
+        extra = { bantime: d.bantime, database: d.database, plan: d.plan, daemon_running: daemonUp };
+        if (o.output === "text" && !o.quiet) printPlan(d.plan, daemonUp);
+      } else {
+        try {
+          r = (await call(o, { cmd: "ban", jail, ips, ...(force ? { force } : {}) }, LONG_MS)) as BanResult;
+          via = "daemon";
+        } catch (e) {
+          if (!noDaemon(e)) throw e;
+          const d = await direct(e).ban(o.config, jail, ips, { force, onMessage });
+          via = "direct";
+          r = d;
+          actions = d.actions;
+          extra = { bantime: d.bantime, database: d.database, actions: d.actions };
+        }
       }
-      if (o.quiet) return;
-      if (r.banned.length > 0)
-        print(
-          `banned in ${jail}: ${r.banned.length <= 20 ? r.banned.join(" ") : `${r.banned.length} addresses`}`,
+      const ignored = r.ignored ?? [];
+      if (o.output === "json") {
+        print(JSON.stringify({ via, jail, banned: r.banned, already: r.already, ignored, ...extra }));
+      } else if (!o.quiet) {
+        const would = via === "dry-run" ? "would ban" : "banned";
+        if (r.banned.length > 0) print(`${would} in ${jail}: ${few(r.banned)}`);
+        if (r.already.length > 0) print(`already banned: ${few(r.already)}`);
+        if (via === "direct" && (r.banned.length > 0 || r.already.length > 0))
+          print(`(no daemon running: applied with ${names(actions)}; recorded for the next \`fail2ts run\`)`);
+      }
+      if (ignored.length > 0) {
+        process.stderr.write(
+          `${err.red("fail2ts:")} not banned, in the ignoreip of jail ${jail}: ${few(ignored)} (--force bans them anyway)\n`,
         );
-      if (r.already.length > 0)
-        print(
-          `already banned: ${r.already.length <= 20 ? r.already.join(" ") : `${r.already.length} addresses`}`,
-        );
+        process.exitCode = 1;
+      }
+      reportFailures(actions, "the bans are recorded: the next `fail2ts run` applies them");
     });
 }
 
 export function unbanCommand() {
   return new Command("unban")
-    .description("lift bans by hand (in every jail, or one with --jail)")
-    .argument("[ips...]", "addresses")
+    .description(
+      "lift bans by hand (in every jail, or one with --jail): through the running daemon, or directly with none running",
+    )
+    .argument("[ips...]", "addresses; - reads them from stdin")
+    .option("-f, --from-file <path>", "read addresses from a file (- for stdin)")
     .option("--all", "lift every ban")
     .option("-j, --jail <jail>", "only in this jail")
-    .option("-q, --quiet", "print nothing")
-    .option(CONFIG, CONFIG_HELP, DEFAULT_CONFIG_PATH)
+    .option("-n, --dry-run", "change nothing: print the commands and writes it would make")
+    .addOption(OUTPUT())
+    .option("-q, --quiet", "print nothing (errors still go to stderr)")
+    .option(CONFIG, CONFIG_DIRECT_HELP, DEFAULT_CONFIG_PATH)
     .option(SOCKET, SOCKET_HELP)
-    .action(async (ips, o) => {
-      if (!o.all && ips.length === 0) throw new Fail2tsError("usage", "give addresses to unban, or --all");
-      if (o.all && ips.length > 0) throw new Fail2tsError("usage", "--all takes no addresses");
+    .addHelpText(
+      "after",
+      `
+Examples:
+  fail2ts unban 203.0.113.7
+  fail2ts unban --all --jail sshd
+  fail2ts unban - < addresses.txt
+  fail2ts unban --all --dry-run`,
+    )
+    .action(async (args, o) => {
+      const ips = o.all ? [] : await gatherAddresses(args, o.fromFile);
+      if (o.all && (args.length > 0 || o.fromFile !== undefined))
+        throw new Fail2tsError("usage", "--all takes no addresses");
+      if (!o.all && ips.length === 0)
+        throw new Fail2tsError("usage", "give addresses to unban (arguments, - or --from-file), or --all");
       const req: Request = o.all ? { cmd: "unban", all: true } : { cmd: "unban", ips };
       if (o.jail) (req as { jail?: string }).jail = o.jail;
+      const what = o.all ? ("all" as const) : ips;
       let r: UnbanResult;
-      try {
-        r = (await call(o, req, 120000)) as UnbanResult;
-      } catch (e) {
-        if (!noDaemon(e)) throw e;
-        if (!offline)
-          throw new Fail2tsError(
-            "daemon",
-            `${(e as Error).message}; start it with: fail2ts run`,
-            (e as DaemonUnreachable).where,
-          );
-        r = await offline.unban(o.config, o.all ? "all" : ips, o.jail);
+      let via: "daemon" | "direct" | "dry-run";
+      let extra: Record<string, unknown> = {};
+      let actions: ActionOutcome[] = [];
+      if (o.dryRun) {
+        const d = await direct().unban(o.config, what, o.jail, {
+          dryRun: true,
+          onMessage,
+        });
+        via = "dry-run";
+        r = d;
+        const daemonUp = await daemonRunning(o);
+        extra = { jails: d.jails, database: d.database, plan: d.plan, daemon_running: daemonUp };
+        if (o.output === "text" && !o.quiet) printPlan(d.plan, daemonUp);
+      } else {
+        try {
+          r = (await call(o, req, LONG_MS)) as UnbanResult;
+          via = "daemon";
+        } catch (e) {
+          if (!noDaemon(e)) throw e;
+          const d = await direct(e).unban(o.config, what, o.jail, { onMessage });
+          via = "direct";
+          r = d;
+          actions = d.actions;
+          extra = { jails: d.jails, database: d.database, actions: d.actions };
+        }
       }
-      if (o.quiet) return;
-      print(
-        `unbanned: ${r.unbanned.length <= 20 ? r.unbanned.join(" ") || "(none)" : `${r.unbanned.length} addresses`}`,
+      if (o.output === "json") {
+        print(JSON.stringify({ via, unbanned: r.unbanned, missing: r.missing, ...extra }));
+      } else if (!o.quiet) {
+        print(`${via === "dry-run" ? "would unban" : "unbanned"}: ${few(r.unbanned) || "(none)"}`);
+        if (r.missing.length > 0) warn(`not banned: ${few(r.missing)}`);
+      }
+      reportFailures(
+        actions,
+        "the bans are removed from the database; lift them with `fail2ts flush` if needed",
       );
-      if (r.missing.length > 0) warn(`not banned: ${r.missing.join(" ")}`);
     });
 }
 

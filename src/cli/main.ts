@@ -14,6 +14,7 @@ import {
 } from "./client.ts";
 import { convertCommand } from "./convert.ts";
 import { filtersCommand } from "./filters.ts";
+import { flushCommand } from "./flush.ts";
 import { regexTestCommand } from "./regex-test.ts";
 import { runCommand } from "./run.ts";
 import { scanCommand } from "./scan.ts";
@@ -53,6 +54,7 @@ Environment:
   program.addCommand(pingCommand());
   program.addCommand(banCommand());
   program.addCommand(unbanCommand());
+  program.addCommand(flushCommand());
   program.addCommand(reloadCommand());
   program.addCommand(stopCommand());
   program.addCommand(actionTestCommand());

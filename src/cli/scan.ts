@@ -126,6 +126,8 @@ Exit status: 0 when every input was read, 1 when some could not be (the others a
       for (const n of notes) process.stderr.write(`${err.dim(`fail2ts: ${n}`)}\n`);
       for (const p of problems) process.stderr.write(`${err.red("fail2ts:")} ${p.path}: ${p.message}\n`);
       const total = files.reduce((s, f) => s + f.size, 0);
+      // json, ndjson and csv are written as the bans are decided: memory stays flat.
+      const sink = new BanSink(format);
       const bar = progressBar(
         "scanning",
         o.progress !== false && Boolean(process.stderr.isTTY) && total > 32 * 1024 * 1024,
@@ -145,13 +147,15 @@ Exit status: 0 when every input was read, 1 when some could not be (the others a
           now: o.now ?? Date.now() / 1000,
           workers,
           onProgress: (d, t) => bar.update(d, t),
+          ...(format === "table" ? { keepBans: 50 } : { keepBans: 0, onBan: (b: ScanBan) => sink.ban(b) }),
         },
         problems,
       );
       bar.end();
       for (const f of report.files)
         if (f.error) process.stderr.write(`${err.red("fail2ts:")} ${f.path}: ${f.error}\n`);
-      render(report, format, o.top);
+      if (format === "table") renderTable(report, o.top);
+      else await sink.end(report, o.top);
       if (problems.length > 0) process.exitCode = 1;
     });
 }
@@ -170,59 +174,65 @@ function banJson(b: ScanBan) {
   };
 }
 
-function render(r: ScanReport, format: "table" | "json" | "ndjson" | "csv", top: number): void {
-  if (format === "json") {
-    print(
-      JSON.stringify(
-        {
-          files: r.files,
-          lines: r.lines,
-          bytes: r.bytes,
-          failures: r.failures,
-          counted: r.counted,
-          ignored: r.ignored,
-          no_date: r.noDate,
-          binary: r.binary,
-          invalid_host: r.invalid,
-          first: r.first,
-          last: r.last,
-          jails: r.perJail,
-          bans: r.bans.map(banJson),
-          top: r.offenders.slice(0, top),
-          seconds: Number(r.seconds.toFixed(3)),
-        },
-        null,
-        2,
-      ),
-    );
-    return;
+const CSV_HEADER = "ip,jail,time,first_failure,failures,bantime,unban,count";
+
+function csvRow(b: ScanBan): string {
+  return [
+    b.ip,
+    b.jail,
+    iso(b.time),
+    iso(b.first),
+    b.failures,
+    b.bantime,
+    b.unban === null ? "" : iso(b.unban),
+    b.count,
+  ]
+    .map(csvCell)
+    .join(",");
+}
+
+/** Streams bans to stdout in json/ndjson/csv; json puts the summary after the bans. */
+class BanSink {
+  private readonly w = Bun.stdout.writer();
+  private n = 0;
+  constructor(private readonly format: "table" | "json" | "ndjson" | "csv") {
+    if (format === "json") this.w.write('{\n  "bans": [');
+    else if (format === "csv") this.w.write(`${CSV_HEADER}\n`);
   }
-  if (format === "ndjson") {
-    const lines = r.bans.map((b) => JSON.stringify(banJson(b)));
-    if (lines.length) print(...lines);
-    return;
+
+  ban(b: ScanBan): void {
+    if (this.format === "json") this.w.write(`${this.n ? "," : ""}\n    ${JSON.stringify(banJson(b))}`);
+    else if (this.format === "ndjson") this.w.write(`${JSON.stringify(banJson(b))}\n`);
+    else if (this.format === "csv") this.w.write(`${csvRow(b)}\n`);
+    if (++this.n % 1024 === 0) void this.w.flush();
   }
-  if (format === "csv") {
-    const rows = [["ip", "jail", "time", "first_failure", "failures", "bantime", "unban", "count"].join(",")];
-    for (const b of r.bans) {
-      rows.push(
-        [
-          b.ip,
-          b.jail,
-          iso(b.time),
-          iso(b.first),
-          b.failures,
-          b.bantime,
-          b.unban === null ? "" : iso(b.unban),
-          b.count,
-        ]
-          .map(csvCell)
-          .join(","),
-      );
+
+  async end(r: ScanReport, top: number): Promise<void> {
+    if (this.format === "json") {
+      const rest = {
+        files: r.files,
+        lines: r.lines,
+        bytes: r.bytes,
+        failures: r.failures,
+        counted: r.counted,
+        ignored: r.ignored,
+        no_date: r.noDate,
+        binary: r.binary,
+        invalid_host: r.invalid,
+        first: r.first,
+        last: r.last,
+        jails: r.perJail,
+        top: r.offenders.slice(0, top),
+        seconds: Number(r.seconds.toFixed(3)),
+      };
+      const body = JSON.stringify(rest, null, 2).slice(1); // "\n  "files": …\n}"
+      this.w.write(`${this.n ? "\n  " : ""}],${body}\n`);
     }
-    print(...rows);
-    return;
+    await this.w.flush();
   }
+}
+
+function renderTable(r: ScanReport, top: number): void {
   const h = out.bold;
   const rate = Math.round(r.lines / Math.max(r.seconds, 1e-6)).toLocaleString("en-US");
   print(
@@ -234,7 +244,7 @@ function render(r: ScanReport, format: "table" | "json" | "ndjson" | "csv", top:
       (r.noDate ? `, ${out.yellow(`${r.noDate} lines without a readable date`)}` : "") +
       (r.binary ? `, ${out.yellow(`${r.binary} binary lines skipped`)}` : "") +
       (r.invalid ? `, ${out.yellow(`${r.invalid} with an invalid host`)}` : ""),
-    `${h("Bans:")}     ${out.red(String(r.bans.length))} of ${new Set(r.bans.map((b) => b.ip)).size} address(es)`,
+    `${h("Bans:")}     ${out.red(String(r.banCount))} of ${r.bannedAddresses} address(es)`,
     "",
     ...table([
       ["  jail", "filter", "failures", "bans"],
@@ -246,8 +256,8 @@ function render(r: ScanReport, format: "table" | "json" | "ndjson" | "csv", top:
     print(
       "",
       h(
-        r.bans.length > shown.length
-          ? `Bans (first ${shown.length} of ${r.bans.length}; -o csv for all):`
+        r.banCount > shown.length
+          ? `Bans (first ${shown.length} of ${r.banCount}; -o csv for all):`
           : "Bans:",
       ),
       ...table([

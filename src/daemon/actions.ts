@@ -2,11 +2,12 @@
  * A jail's actions as the daemon drives them: one ActionRunner per action (queue, batching per
  * tick, retry with backoff), behind one small interface.
  */
-import { type ActionSpec, builtinSpec, createAction } from "../action/registry.ts";
+import { type ActionDeps, type ActionSpec, builtinSpec, createAction } from "../action/registry.ts";
 import { ActionRunner } from "../action/runner.ts";
-import type { ActionLogger, BanEvent, JailInfo } from "../action/types.ts";
+import { ScriptAction } from "../action/script.ts";
+import type { Action, ActionLogger, BanEvent, JailInfo } from "../action/types.ts";
 import type { ActionConfig, JailConfig } from "../config/schema.ts";
-import { Fail2tsError } from "../util/errors.ts";
+import { errorMessage, Fail2tsError } from "../util/errors.ts";
 
 export interface JailActions {
   /** Queues bans (never waits for the actions). */
@@ -20,6 +21,42 @@ export interface JailActions {
    * removed and what the actions created is torn down.
    */
   close(unbanAll: boolean): Promise<void>;
+  /**
+   * `fail2ts flush`: drains the queues, lets go, and tears down what every action created —
+   * started in this process or not (a table left by an earlier run). Returns the failures.
+   */
+  teardown(): Promise<string[]>;
+}
+
+/**
+ * Removes what an action created (its stop()). A script action's stop() needs its module, so one
+ * that was never started is started first; every other kind's stop() works on its own.
+ */
+export async function tearDown(a: Action, started: boolean): Promise<void> {
+  if (!started && a instanceof ScriptAction) await a.start();
+  await a.stop();
+}
+
+/**
+ * Tears down a jail's actions with fresh instances (no daemon, or a jail the daemon does not run),
+ * one after the other in the jail's order. Returns one outcome per action.
+ */
+export async function tearDownJail(
+  j: JailConfig,
+  actions: Record<string, ActionConfig>,
+  deps: (action: string) => ActionDeps,
+): Promise<Array<{ action: string; ms: number; error?: string }>> {
+  const out: Array<{ action: string; ms: number; error?: string }> = [];
+  for (const n of j.action) {
+    const t0 = performance.now();
+    try {
+      await tearDown(createAction(actionSpec(n, actions), jailInfo(j), deps(n)), false);
+      out.push({ action: n, ms: performance.now() - t0 });
+    } catch (e) {
+      out.push({ action: n, ms: performance.now() - t0, error: errorMessage(e) });
+    }
+  }
+  return out;
 }
 
 /** The spec of an action name: [actions.NAME], else a built-in. */
@@ -81,5 +118,44 @@ export function createJailActions(
         }),
       );
     },
+    async teardown() {
+      const errors: string[] = [];
+      await Promise.all(runners.map((r) => r.close({ timeoutMs: 10000 })));
+      for (const r of runners) {
+        try {
+          await tearDown(r.action, r.status().started);
+        } catch (e) {
+          alog.error(`${r.action.name}: flush: ${errorMessage(e)}`);
+          errors.push(`jail=${j.name}: ${r.action.name}: ${errorMessage(e)}`);
+        }
+      }
+      return errors;
+    },
   };
+}
+
+/**
+ * The nftables tables the configuration's jails use (`flush` without a jail removes them whole,
+ * sets of jails gone from the configuration included), with the nft program of each.
+ */
+export function nftTablesOf(
+  jails: readonly JailConfig[],
+  actions: Record<string, ActionConfig>,
+): Array<{ nft: string; table: string }> {
+  const seen = new Map<string, { nft: string; table: string }>();
+  for (const j of jails) {
+    for (const n of j.action) {
+      let spec: ActionSpec;
+      try {
+        spec = actionSpec(n, actions);
+      } catch {
+        continue;
+      }
+      if (spec.type !== "nftables") continue;
+      const nft = typeof spec.options.nft === "string" ? spec.options.nft : "nft";
+      const table = typeof spec.options.table === "string" ? spec.options.table : "fail2ts";
+      seen.set(`${nft}\u0000${table}`, { nft, table });
+    }
+  }
+  return [...seen.values()];
 }

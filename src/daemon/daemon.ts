@@ -5,6 +5,8 @@
  * Start order: log, store, socket (ping answers from here on), jails — each restores its live
  * bans in one batch per action, then follows its logs and is listed by `status` (active).
  */
+import { spawnExec } from "../action/exec.ts";
+import { removeNftTable } from "../action/nftables.ts";
 import { preloadScriptActions, scriptVersion } from "../action/script.ts";
 import { loadConfig } from "../config/load.ts";
 import type { ActionConfig, JailConfig, LoadedConfig } from "../config/schema.ts";
@@ -14,15 +16,16 @@ import { Fleet } from "../fleet/fleet.ts";
 import type {
   BanResult,
   ControlHandler,
+  FlushResult,
   ReloadResult,
   StatusResult,
   UnbanResult,
 } from "../server/protocol.ts";
 import { ControlServer } from "../server/server.ts";
 import { Store } from "../store/store.ts";
-import { Fail2tsError } from "../util/errors.ts";
+import { errorMessage, Fail2tsError } from "../util/errors.ts";
 import { normalizeIP } from "../util/ip.ts";
-import { createJailActions, type JailActions } from "./actions.ts";
+import { createJailActions, type JailActions, nftTablesOf, tearDownJail } from "./actions.ts";
 import { BanBook, type LiveBan } from "./bans.ts";
 import { IgnoreRules } from "./ignore.ts";
 import { banEvent, JailRuntime, liveBan } from "./jail.ts";
@@ -236,10 +239,15 @@ export class Daemon implements ControlHandler {
     };
   }
 
-  ban(jail: string, ips: string[]): BanResult {
+  /** Manual ban; addresses in the jail's ignoreip are refused (listed as `ignored`) unless `force`. */
+  ban(jail: string, ips: string[], force = false): BanResult {
     const rt = this.jails.get(jail);
     if (!rt || !rt.active) throw new Fail2tsError("usage", `no jail named ${JSON.stringify(jail)}`);
-    return rt.manualBan(normalizeAll(ips));
+    const list = normalizeAll(ips);
+    const ignored = force ? [] : list.filter((ip) => rt.ignore.has(ip));
+    if (ignored.length === 0) return rt.manualBan(list);
+    const skip = new Set(ignored);
+    return { ...rt.manualBan(list.filter((ip) => !skip.has(ip))), ignored };
   }
 
   unban(ips: string[] | "all", jail?: string): UnbanResult {
@@ -361,6 +369,78 @@ export class Daemon implements ControlHandler {
     }
     this.log.info(`Reloaded${only !== undefined ? ` jail ${only}` : ""}: ${touched.length} jails changed`);
     return { jails: touched };
+  }
+
+  /**
+   * `fail2ts flush [JAIL]`: lifts every ban of the jail (all jails), tears down what its actions
+   * created and clears its live bans in the store (the history stays, for increments). Without a
+   * jail, the nftables tables of the configuration go whole and every stored ban goes (jails no
+   * longer configured included). The jails keep running; their actions start again at the next
+   * ban. Local only: nothing is published to the fleet.
+   */
+  flush(jail?: string): Promise<FlushResult> {
+    const p = this.reloading.then(() => this.doFlush(jail));
+    this.reloading = p.catch(() => {});
+    return p;
+  }
+
+  private async doFlush(only?: string): Promise<FlushResult> {
+    if (this.stopping) throw new Fail2tsError("daemon", "stopping");
+    const cfg = this.loaded.config;
+    const idle = only !== undefined && !this.jails.has(only) ? cfg.jails.find((j) => j.name === only) : null;
+    if (only !== undefined && !this.jails.has(only) && !idle)
+      throw new Fail2tsError("usage", `no jail named ${JSON.stringify(only)}`);
+    const names = only !== undefined ? [only] : [...this.jails.keys()];
+    const errors: string[] = [];
+    let unbanned = 0;
+    const old: JailRuntime[] = [];
+    for (const name of names) {
+      const rt = this.jails.get(name);
+      if (!rt) continue;
+      rt.stop();
+      unbanned += this.book.removeJail(name).length;
+      errors.push(
+        ...(await withTimeout(rt.actions.teardown(), STOP_DRAIN_MS).catch((e: Error) => [
+          `jail=${name}: ${e.message}`,
+        ])),
+      );
+      old.push(rt);
+    }
+    if (idle) {
+      // a configured jail this daemon does not run: fresh instances tear down what an earlier run left
+      for (const r of await tearDownJail(idle, cfg.actions, () => ({ log: this.log }))) {
+        if (r.error) errors.push(`jail=${idle.name}: ${r.action}: ${r.error}`);
+      }
+    }
+    const tables: string[] = [];
+    if (only === undefined) {
+      for (const t of nftTablesOf(cfg.jails, cfg.actions)) {
+        try {
+          await removeNftTable(spawnExec, t);
+          tables.push(`inet ${t.table}`);
+        } catch (e) {
+          errors.push(`nftables: table inet ${t.table}: ${errorMessage(e)}`);
+        }
+      }
+    }
+    try {
+      const n = this.store.clearBans(only !== undefined ? [only] : undefined);
+      unbanned = Math.max(unbanned, n);
+    } catch (e) {
+      errors.push(`database: ${errorMessage(e)}`);
+    }
+    for (const rt of old) {
+      const next = await this.createJail(rt.config, rt.filter, null);
+      next.failuresBase = rt.failuresTotal;
+      next.bansTotal = rt.bansTotal;
+      this.jails.set(rt.name, next);
+      next.start();
+    }
+    for (const e of errors) this.log.error(`flush: ${e}`);
+    this.log.info(
+      `Flushed ${only !== undefined ? `jail=${only}` : `${names.length} jails`}: ${unbanned} bans lifted, what the actions created removed${tables.length ? ` (${tables.join(", ")})` : ""}`,
+    );
+    return { jails: only !== undefined ? [only] : names, unbanned, tables, errors };
   }
 
   /** Stops (idempotent): sources, positions saved, action queues drained; bans stay unless unban_on_stop. */

@@ -28,6 +28,10 @@ export interface ScanOptions {
   workers: number;
   chunkBytes?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Called for each ban as it is decided (streamed output: memory stays flat). */
+  onBan?: (ban: ScanBan) => void;
+  /** How many bans to keep in the report (default: all). */
+  keepBans?: number;
 }
 
 export interface ScanBan {
@@ -60,7 +64,11 @@ export interface ScanReport {
   perJail: Array<{ jail: string; filter: string; failures: number; bans: number }>;
   first: number | null;
   last: number | null;
+  /** The bans (the first `keepBans` of them when that option is set). */
   bans: ScanBan[];
+  banCount: number;
+  /** Distinct banned addresses. */
+  bannedAddresses: number;
   offenders: Array<{ ip: string; failures: number; bans: number }>;
   seconds: number;
 }
@@ -113,10 +121,14 @@ export async function runScan(
     first: null,
     last: null,
     bans: [],
+    banCount: 0,
+    bannedAddresses: 0,
     offenders: [],
     seconds: 0,
   };
   const perIp = new Map<string, { failures: number; bans: number }>();
+  const bannedIps = new Set<string>();
+  const keep = opts.keepBans ?? Number.POSITIVE_INFINITY;
   const total = inputs.reduce((s, f) => s + f.size, 0);
   let done = 0;
   const pool = new ScanPool(opts.workers, opts.filters, opts.now);
@@ -151,7 +163,7 @@ export async function runScan(
         const b = v.ban;
         o.bans++;
         report.perJail[ji]!.bans++;
-        report.bans.push({
+        const ban: ScanBan = {
           ip: b.id,
           jail: b.jail,
           first: b.firstFailure,
@@ -160,7 +172,11 @@ export async function runScan(
           bantime: b.bantime,
           unban: b.bantime < 0 ? null : b.time + b.bantime,
           count: b.count,
-        });
+        };
+        report.banCount++;
+        bannedIps.add(ban.ip);
+        if (report.bans.length < keep) report.bans.push(ban);
+        opts.onBan?.(ban);
       }
       if (++sinceCheck >= 100000) {
         sinceCheck = 0;
@@ -233,6 +249,7 @@ export async function runScan(
   } finally {
     pool.close();
   }
+  report.bannedAddresses = bannedIps.size;
   report.offenders = [...perIp]
     .map(([ip, o]) => ({ ip, ...o }))
     .sort((a, b) => b.failures - a.failures || (a.ip < b.ip ? -1 : 1));

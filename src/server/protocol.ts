@@ -7,10 +7,17 @@
  *                                              failures_now, bans_total, banned_now, banned:[ips]}]
  *                                              [,"fleet":{node, connected, lag_ms, last_event_id, events_in,
  *                                              events_out, rejected, ...}]}}   (fleet: without "jail")
- *   {"cmd":"ban","jail":NAME,"ips":[...]}   → {"ok":true,"result":{"banned":[...],"already":[...]}}
+ *   {"cmd":"ban","jail":NAME,"ips":[...][,"force":true]}
+ *                                           → {"ok":true,"result":{"banned":[...],"already":[...]
+ *                                              [,"ignored":[...]]}}  (ignored: in the jail's ignoreip,
+ *                                              not banned; "force" bans them too)
  *   {"cmd":"unban","ips":[...]} or {"cmd":"unban","all":true}[,"jail":NAME]
  *                                           → {"ok":true,"result":{"unbanned":[...],"missing":[...]}}
  *   {"cmd":"reload"[,"jail":NAME]}          → {"ok":true,"result":{"jails":[names]}}
+ *   {"cmd":"flush"[,"jail":NAME]}           → {"ok":true,"result":{"jails":[names],"unbanned":N,
+ *                                              "tables":["inet fail2ts"],"errors":[...]}}
+ *                                              (every ban lifted, what the actions created removed;
+ *                                              without a jail the whole nft table too)
  *   {"cmd":"stop"}                          → {"ok":true,"result":"stopping"}
  *   any error                               → {"ok":false,"error":"..."}
  */
@@ -34,11 +41,24 @@ export interface StatusResult {
 export interface BanResult {
   banned: string[];
   already: string[];
+  /** In the jail's ignoreip (or ignoreself): refused, unless the request had "force". */
+  ignored?: string[];
 }
 
 export interface UnbanResult {
   unbanned: string[];
   missing: string[];
+}
+
+export interface FlushResult {
+  /** Jails whose bans were lifted and whose actions were torn down. */
+  jails: string[];
+  /** Live bans removed (from the firewall and the database; the history stays). */
+  unbanned: number;
+  /** Whole nftables tables removed (flush without a jail), as `inet NAME`. */
+  tables: string[];
+  /** Actions that failed to tear down: `jail=NAME: action: message`. */
+  errors: string[];
 }
 
 export interface ReloadResult {
@@ -48,9 +68,10 @@ export interface ReloadResult {
 export type Request =
   | { cmd: "ping" }
   | { cmd: "status"; jail?: string }
-  | { cmd: "ban"; jail: string; ips: string[] }
+  | { cmd: "ban"; jail: string; ips: string[]; force?: boolean }
   | { cmd: "unban"; ips?: string[]; all?: boolean; jail?: string }
   | { cmd: "reload"; jail?: string }
+  | { cmd: "flush"; jail?: string }
   | { cmd: "stop" };
 
 export type Reply = { ok: true; result: unknown } | { ok: false; error: string };
@@ -58,9 +79,10 @@ export type Reply = { ok: true; result: unknown } | { ok: false; error: string }
 /** What the server calls; the daemon implements it. */
 export interface ControlHandler {
   status(jail?: string): StatusResult;
-  ban(jail: string, ips: string[]): BanResult | Promise<BanResult>;
+  ban(jail: string, ips: string[], force?: boolean): BanResult | Promise<BanResult>;
   unban(ips: string[] | "all", jail?: string): UnbanResult | Promise<UnbanResult>;
   reload(jail?: string): Promise<ReloadResult>;
+  flush(jail?: string): Promise<FlushResult>;
   stop(): void;
 }
 
@@ -102,7 +124,11 @@ export function parseRequest(line: string): Request {
     case "ban": {
       const jail = optString(r.jail, "jail");
       if (!jail) throw new Error("ban: needs a jail");
-      return { cmd: "ban", jail, ips: strings(r.ips, "ips") };
+      return { cmd: "ban", jail, ips: strings(r.ips, "ips"), ...(r.force === true ? { force: true } : {}) };
+    }
+    case "flush": {
+      const jail = optString(r.jail, "jail");
+      return jail ? { cmd: "flush", jail } : { cmd: "flush" };
     }
     case "unban": {
       const jail = optString(r.jail, "jail");

@@ -12,7 +12,9 @@ import { type ControlHandler, parseRequest, type Reply } from "./protocol.ts";
 const MAX_LINE = 64 * 1024 * 1024;
 
 interface ConnState {
-  buf: string;
+  /** Bytes of the request line being received (a large one comes in many chunks). */
+  parts: Buffer[];
+  size: number;
   chain: Promise<void>;
   out: Buffer[];
   closed: boolean;
@@ -60,7 +62,7 @@ export class ControlServer {
         unix: this.path,
         socket: {
           open: (sock) => {
-            sock.data = { buf: "", chain: Promise.resolve(), out: [], closed: false };
+            sock.data = { parts: [], size: 0, chain: Promise.resolve(), out: [], closed: false };
           },
           data: (sock, chunk) => this.onData(sock, chunk),
           drain: (sock) => this.flush(sock),
@@ -80,20 +82,37 @@ export class ControlServer {
     chmodSync(this.path, 0o600);
   }
 
+  /**
+   * Collects bytes until a newline: only the new chunk is searched (a 4 MB request of 100 k
+   * addresses arrives in hundreds of chunks), and a line is decoded once it is complete (a chunk
+   * may end inside a multi-byte character).
+   */
   private onData(sock: Socket<ConnState>, chunk: Buffer): void {
     const st = sock.data;
-    st.buf += chunk.toString("utf8");
-    if (st.buf.length > MAX_LINE) {
-      this.send(sock, { ok: false, error: "request too long" });
-      sock.end();
-      return;
-    }
-    let nl = st.buf.indexOf("\n");
+    if (st.closed) return;
+    let start = 0;
+    let nl = chunk.indexOf(10);
     while (nl >= 0) {
-      const line = st.buf.slice(0, nl).trim();
-      st.buf = st.buf.slice(nl + 1);
+      const piece = chunk.subarray(start, nl);
+      const bytes = st.parts.length === 0 ? piece : Buffer.concat([...st.parts, piece]);
+      st.parts = [];
+      st.size = 0;
+      const line = bytes.toString("utf8").trim();
       if (line !== "") st.chain = st.chain.then(() => this.answer(sock, line));
-      nl = st.buf.indexOf("\n");
+      start = nl + 1;
+      nl = chunk.indexOf(10, start);
+    }
+    if (start < chunk.length) {
+      // Bun may reuse the chunk's memory after this callback: keep a copy
+      st.parts.push(Buffer.from(chunk.subarray(start)));
+      st.size += chunk.length - start;
+      if (st.size > MAX_LINE) {
+        st.parts = [];
+        st.size = 0;
+        this.send(sock, { ok: false, error: "request too long" });
+        sock.end();
+        st.closed = true;
+      }
     }
   }
 
@@ -110,13 +129,16 @@ export class ControlServer {
           reply = { ok: true, result: this.handler.status(r.jail) };
           break;
         case "ban":
-          reply = { ok: true, result: await this.handler.ban(r.jail, r.ips) };
+          reply = { ok: true, result: await this.handler.ban(r.jail, r.ips, r.force) };
           break;
         case "unban":
           reply = { ok: true, result: await this.handler.unban(r.all ? "all" : (r.ips ?? []), r.jail) };
           break;
         case "reload":
           reply = { ok: true, result: await this.handler.reload(r.jail) };
+          break;
+        case "flush":
+          reply = { ok: true, result: await this.handler.flush(r.jail) };
           break;
         case "stop":
           reply = { ok: true, result: "stopping" };

@@ -67,21 +67,32 @@ interface BanRow {
   matches: string;
 }
 
-/** Opens (creating when needed) the database at `path`; ":memory:" keeps nothing. */
+/**
+ * Opens (creating when needed) the database at `path`; ":memory:" keeps nothing. With `readonly`
+ * (`--dry-run`) nothing is created or written: a missing or empty database is an io error.
+ */
 export class Store {
   /** The connection (fleet, issue 9: its own fleet_* tables live in the same database). */
   readonly db: Database;
   private readonly q: ReturnType<Store["prepare"]>;
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    opts: { readonly?: boolean } = {},
+  ) {
+    const ro = opts.readonly === true && path !== ":memory:";
     try {
-      if (path !== ":memory:") {
+      if (path !== ":memory:" && !ro) {
         const dir = dirname(path);
         if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
       }
-      this.db = new Database(path, { create: true, strict: true });
-      if (path !== ":memory:") chmodSync(path, 0o600);
-      this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
+      this.db = ro
+        ? new Database(path, { readonly: true, strict: true })
+        : new Database(path, { create: true, strict: true });
+      if (path !== ":memory:" && !ro) chmodSync(path, 0o600);
+      if (!ro)
+        this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
+      else this.db.exec("PRAGMA busy_timeout = 5000;");
       const v = (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
       if (v > SCHEMA_VERSION) {
         throw new Fail2tsError(
@@ -90,6 +101,7 @@ export class Store {
           path,
         );
       }
+      if (v < SCHEMA_VERSION && ro) throw new Fail2tsError("io", "the database is empty", path);
       if (v < SCHEMA_VERSION)
         this.db.exec(`BEGIN; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
     } catch (e) {
@@ -164,6 +176,17 @@ export class Store {
 
   cursor(jail: string): string | null {
     return (this.q.getCursor.get({ jail }) as { cursor: string } | null)?.cursor ?? null;
+  }
+
+  /**
+   * Removes the live bans of `jails` (every jail when undefined) — `fail2ts flush`; the history
+   * stays (bantime increment still counts them). Returns how many were removed.
+   */
+  clearBans(jails?: readonly string[]): number {
+    if (jails === undefined) return this.db.query("DELETE FROM bans").run().changes;
+    return this.db
+      .query("DELETE FROM bans WHERE jail IN (SELECT value FROM json_each($l))")
+      .run({ l: JSON.stringify(jails) }).changes;
   }
 
   /** Drops history older than `age` seconds (live bans are kept whatever their age). */

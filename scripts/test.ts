@@ -48,7 +48,7 @@ if (!existsSync(scorer)) {
     .split("\n")
     .map((l) => l.replace(/#.*/, "").trim())
     .filter(Boolean);
-  const r = step("conformance", ["python3", scorer, "--bin", `${root}dist/fail2ts`, "--json"], {
+  const r = step("conformance", ["bash", scorer, "--bin", `${root}dist/fail2ts`, "--json"], {
     capture: true,
   });
   const json = r.out.split("\n").find((l) => l.startsWith("{"));

@@ -3,7 +3,8 @@ import pc from "picocolors";
 
 function wantColor(stream: NodeJS.WriteStream): boolean {
   if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== "") return false;
-  if (process.env.FORCE_COLOR) return true;
+  const force = process.env.FORCE_COLOR;
+  if (force !== undefined && force !== "") return force !== "0" && force !== "false";
   return Boolean(stream.isTTY);
 }
 

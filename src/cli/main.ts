@@ -1,29 +1,39 @@
 /** The CLI: one program, one top-level catch, exit codes (0 ok, 1 runtime failure, 2 usage/config). */
-import { Command, CommanderError } from "@commander-js/extra-typings";
+import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/extra-typings";
 import pkg from "../../package.json" with { type: "json" };
 import { Fail2tsError } from "../util/errors.ts";
-import { actionTestCommand } from "./action-test.ts";
-import { checkCommand } from "./check.ts";
-import {
-  banCommand,
-  pingCommand,
-  reloadCommand,
-  statusCommand,
-  stopCommand,
-  unbanCommand,
-} from "./client.ts";
-import { convertCommand } from "./convert.ts";
-import { filtersCommand } from "./filters.ts";
-import { flushCommand } from "./flush.ts";
-import { regexTestCommand } from "./regex-test.ts";
-import { runCommand } from "./run.ts";
-import { scanCommand } from "./scan.ts";
 import { err } from "./style.ts";
-import { typesCommand } from "./types.ts";
+
+/**
+ * The commands, in help order, each loaded when used: a command's module (and what it imports:
+ * the daemon, scan, the Fail2ban reader...) is only read by the process that runs it.
+ */
+const COMMANDS: Array<[string, () => Promise<CommandUnknownOpts>]> = [
+  ["regex-test", async () => (await import("./regex-test.ts")).regexTestCommand()],
+  ["scan", async () => (await import("./scan.ts")).scanCommand()],
+  ["filters", async () => (await import("./filters.ts")).filtersCommand()],
+  ["run", async () => (await import("./run.ts")).runCommand()],
+  ["check", async () => (await import("./check.ts")).checkCommand()],
+  ["convert", async () => (await import("./convert.ts")).convertCommand()],
+  ["status", async () => (await import("./client.ts")).statusCommand()],
+  ["ping", async () => (await import("./client.ts")).pingCommand()],
+  ["ban", async () => (await import("./client.ts")).banCommand()],
+  ["unban", async () => (await import("./client.ts")).unbanCommand()],
+  ["flush", async () => (await import("./flush.ts")).flushCommand()],
+  ["reload", async () => (await import("./client.ts")).reloadCommand()],
+  ["stop", async () => (await import("./client.ts")).stopCommand()],
+  ["action-test", async () => (await import("./action-test.ts")).actionTestCommand()],
+  ["types", async () => (await import("./types.ts")).typesCommand()],
+];
 
 export const VERSION: string = pkg.version;
 
-export function buildProgram(): Command {
+/**
+ * The program. With `argv`, when its first argument names a command, only that command is
+ * loaded (what it parses and prints is the same: a command's options and help are its own);
+ * otherwise (help, version, an unknown command) all of them are.
+ */
+export async function buildProgram(argv?: string[]): Promise<Command> {
   const program = new Command()
     .name("fail2ts")
     .description("Fail2ban rebuilt as one compiled TypeScript executable: watch logs, ban attackers.")
@@ -44,29 +54,18 @@ Environment:
   NO_COLOR=1         no colour
   FAIL2TS_DEBUG=1    show stack traces of errors`,
     );
-  program.addCommand(regexTestCommand());
-  program.addCommand(scanCommand());
-  program.addCommand(filtersCommand());
-  program.addCommand(runCommand());
-  program.addCommand(checkCommand());
-  program.addCommand(convertCommand());
-  program.addCommand(statusCommand());
-  program.addCommand(pingCommand());
-  program.addCommand(banCommand());
-  program.addCommand(unbanCommand());
-  program.addCommand(flushCommand());
-  program.addCommand(reloadCommand());
-  program.addCommand(stopCommand());
-  program.addCommand(actionTestCommand());
-  program.addCommand(typesCommand());
+  const first = argv?.[2];
+  const only = COMMANDS.find(([name]) => name === first);
+  const loaded = await Promise.all((only ? [only] : COMMANDS).map(([, load]) => load()));
+  for (const c of loaded) program.addCommand(c);
   for (const c of program.commands) c.exitOverride().showHelpAfterError("(run with --help for usage)");
   return program;
 }
 
 /** Runs the CLI and returns the exit code. */
 export async function runMain(argv: string[]): Promise<number> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(argv);
     await program.parseAsync(argv);
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (e) {

@@ -4,7 +4,7 @@
  * (argv, `<ip>` substituted as a whole argument, exit 0 = ignore; asked once per address a while).
  */
 
-import { lookup } from "node:dns/promises";
+import type * as Dns from "node:dns/promises";
 import { readFileSync, statSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { JailConfig } from "../config/schema.ts";
@@ -28,7 +28,7 @@ export async function resolveNames(names: string[], log: Logger): Promise<string
   await Promise.all(
     names.map(async (n) => {
       try {
-        const r = await lookup(n, { all: true });
+        const r = await (require("node:dns/promises") as typeof Dns).lookup(n, { all: true });
         for (const a of r) out.push(a.address);
       } catch (e) {
         log.warn(`ignoreip: cannot resolve ${n}: ${(e as Error).message}`);

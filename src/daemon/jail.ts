@@ -3,7 +3,7 @@
  * the pure JailCore on (clamped) log time, and the road from a ban decision to the actions:
  * commit to the store first, then the ban book (unban schedule), the log line, the action queue.
  */
-import { lookup } from "node:dns/promises";
+import type * as Dns from "node:dns/promises";
 import { statSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { Glob } from "bun";
@@ -43,14 +43,15 @@ interface FileSource {
   kind: "file";
   path: string;
   follower: FileFollower;
-  matcher: FilterMatcher;
+  /** Made at the first lines (see matcherOf). */
+  matcher: FilterMatcher | null;
   saved: FilePosition | null;
 }
 
 interface JournalSource {
   kind: "journal";
   follower: JournalFollower;
-  matcher: FilterMatcher;
+  matcher: FilterMatcher | null;
   saved: string | null;
 }
 
@@ -147,8 +148,21 @@ export class JailRuntime {
     this.sources = [];
   }
 
-  private matcher(): FilterMatcher {
-    return new FilterMatcher(this.filter, { noDate: "now", now: () => this.host.now() });
+  /**
+   * A source's matcher, made when its first lines come (or by prepare): building one (the
+   * regex analysis and generated code of its fast path) is work a start need not wait for.
+   */
+  private matcherOf(src: Source): FilterMatcher {
+    if (src.matcher === null)
+      src.matcher = new FilterMatcher(this.filter, { noDate: "now", now: () => this.host.now() });
+    return src.matcher;
+  }
+
+  /** Builds what the first lines would (matchers, date detection): the daemon calls it once started. */
+  prepare(): void {
+    if (!this.active) return;
+    for (const s of this.sources) this.matcherOf(s);
+    this.filter.dates.prepare?.();
   }
 
   private addFile(path: string, fromStart = false): void {
@@ -157,7 +171,7 @@ export class JailRuntime {
     const src: FileSource = {
       kind: "file",
       path,
-      matcher: this.matcher(),
+      matcher: null,
       saved: stored,
       follower: null as unknown as FileFollower,
     };
@@ -203,7 +217,7 @@ export class JailRuntime {
   private startJournal(): void {
     const src: JournalSource = {
       kind: "journal",
-      matcher: this.matcher(),
+      matcher: null,
       saved: this.host.store.cursor(this.name),
       follower: null as unknown as JournalFollower,
     };
@@ -219,7 +233,7 @@ export class JailRuntime {
   }
 
   private feedFile(src: FileSource, lines: string[]): void {
-    const m = src.matcher;
+    const m = this.matcherOf(src);
     const bans: BanDecision[] = [];
     const now = this.host.now();
     try {
@@ -234,7 +248,7 @@ export class JailRuntime {
   }
 
   private feedJournal(src: JournalSource, lines: JournalLine[]): void {
-    const m = src.matcher;
+    const m = this.matcherOf(src);
     const bans: BanDecision[] = [];
     const now = this.host.now();
     try {
@@ -298,7 +312,7 @@ export class JailRuntime {
       go(cached.ips);
       return;
     }
-    lookup(f.id, { all: true }).then(
+    (require("node:dns/promises") as typeof Dns).lookup(f.id, { all: true }).then(
       (r) => {
         const ips = [...new Set(r.map((a) => a.address))];
         if (this.pendingDns.size > 10000) this.pendingDns.clear();

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import type * as NodeCrypto from "node:crypto";
 import { readFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
 
@@ -105,6 +105,8 @@ export const STOCK_FILTER_FILES: ReadonlySet<string> = new Set([
 ]);
 
 function sha16(path: string): string {
+  // node:crypto is loaded here, not at every start (it pulls in the streams)
+  const { createHash } = require("node:crypto") as typeof NodeCrypto;
   return createHash("sha256").update(readFileSync(path)).digest("hex").slice(0, 16);
 }
 

@@ -67,6 +67,49 @@ export interface CompileOptions extends TagOptions {
 
 const ALT = /^alt_(.*?)(?:_\d+)?$/;
 
+/**
+ * A compiled regex. What only the matcher's fast path needs (the regex analysis, the numbered
+ * and ASCII forms) is worked out on first use: loading a configuration (the daemon's start,
+ * `check`) compiles every regex but needs none of it.
+ */
+class Entry implements CompiledRegex {
+  private analysis: RegexInfo | null = null;
+  private fastRe: RegExp | null | undefined;
+  private ascii: { asciiFast: RegExp | null; asciiSticky: RegExp | null } | null = null;
+
+  constructor(
+    readonly re: RegExp,
+    readonly text: string,
+    readonly where: string,
+    readonly skiplines: number,
+    readonly alt: Array<[string, string]>,
+    readonly names: string[],
+  ) {}
+
+  get info(): RegexInfo {
+    if (this.analysis === null) this.analysis = regexInfo(this.re);
+    return this.analysis;
+  }
+
+  get fast(): RegExp | null {
+    if (this.fastRe === undefined) {
+      const n = this.info.numbered;
+      this.fastRe = n === null ? null : new RegExp(n, this.re.flags);
+    }
+    return this.fastRe;
+  }
+
+  get asciiFast(): RegExp | null {
+    if (this.ascii === null) this.ascii = asciiForms(this.info, this.re.flags);
+    return this.ascii.asciiFast;
+  }
+
+  get asciiSticky(): RegExp | null {
+    if (this.ascii === null) this.ascii = asciiForms(this.info, this.re.flags);
+    return this.ascii.asciiSticky;
+  }
+}
+
 function compileEntry(e: RegexEntry, multiline: boolean, tagOpts: TagOptions): CompiledRegex {
   try {
     const expanded = expandTags(e.text, tagOpts);
@@ -78,18 +121,7 @@ function compileEntry(e: RegexEntry, multiline: boolean, tagOpts: TagOptions): C
       if (m) alt.push([n, m[1] === "id" ? "fid" : m[1]!]);
     }
     alt.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-    const info = regexInfo(re);
-    return {
-      re,
-      text: e.text,
-      where: e.where,
-      skiplines: (expanded.match(/\(\?P<skiplines\d+>/g) ?? []).length,
-      alt,
-      names,
-      info,
-      fast: info.numbered === null ? null : new RegExp(info.numbered, re.flags),
-      ...asciiForms(info, re.flags),
-    };
+    return new Entry(re, e.text, e.where, (expanded.match(/\(\?P<skiplines\d+>/g) ?? []).length, alt, names);
   } catch (err) {
     if (err instanceof Fail2tsError) throw new Fail2tsError("config", err.message, e.where);
     throw err;

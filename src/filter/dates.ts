@@ -18,6 +18,9 @@
  *   line start is tried first on the next line, after checking the few anchored ones before it.
  * - Pure ASCII lines (nearly all) use regexes without the "u" flag, which JS runs faster; other
  *   lines use the Unicode ones (Python's `\w` counts all letters and digits).
+ * - The templates of a datepattern and their compiled regexes are made once per process and
+ *   shared by every detector of that datepattern (most filters use the same few); the regexes
+ *   that match lines are compiled at the first line of that kind (or by `prepare`).
  * - Local time is converted once per (year, month, day, hour) of wall time and cached, so is the
  *   day of a date; the result object is reused: no allocation per line besides the regex match.
  */
@@ -55,6 +58,8 @@ export interface DateDetector {
   match(line: string): DateMatch | null;
   /** datepattern was {NONE}: lines carry no date, match() always returns null. */
   readonly none: boolean;
+  /** Compiles now what the first (ASCII) line would otherwise compile. */
+  prepare(): void;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1177,44 +1182,65 @@ function asciiSource(src: string): string {
 
 /**
  * The compiled regexes of a template list, for lines with any characters (Unicode: Python's
- * `\w` takes in all letters and digits) or for pure ASCII lines.
+ * `\w` takes in all letters and digits) or for pure ASCII lines. Shared by the detectors of a
+ * datepattern: the regexes are only run after setting `lastIndex` (sticky ones) or are neither
+ * sticky nor global, so no state of one detector's run is seen by another's.
  */
+interface EngineRegexes {
+  compiled: Compiled[];
+  u0: Union | null; // all templates, sticky at 0
+  u1: Union | null; // word-bounded templates, sticky at 1
+  uAll: Union | null; // word-bounded templates but the last, search
+  firstWord: number;
+}
+
+function engineRegexes(tpls: Tpl[], unicode: boolean): EngineRegexes {
+  const u = unicode ? "u" : "";
+  const src = (s: string) => (unicode ? s : asciiSource(s));
+  const compiled = tpls.map((tpl) => {
+    const flags = (tpl.rx.ci ? "i" : "") + u + (tpl.rx.indices ? "d" : "");
+    const source = src(emit(tpl.rx.parts, 0));
+    return { tpl, re: new RegExp(source, flags), sticky: new RegExp(source, `${flags}y`) };
+  });
+  const r: EngineRegexes = { compiled, u0: null, u1: null, uAll: null, firstWord: 0 };
+  const unionable = tpls.length > 2 && tpls.every((t) => !t.rx.indices && (!t.breaker || t.rx.caret));
+  if (unionable) {
+    const union = (order: number[], flags: string) => {
+      const un = makeUnion(tpls, order);
+      return { re: new RegExp(src(un.source), flags + u), markers: un.markers, order };
+    };
+    const all = tpls.map((_, i) => i);
+    const word = all.filter((i) => !tpls[i]!.breaker);
+    r.u0 = union(all, "y");
+    r.firstWord = word.length ? word[0]! : tpls.length;
+    if (word.length) {
+      r.u1 = union(word, "y");
+      const last = tpls.length - 1;
+      const rest = word.filter((i) => i !== last);
+      if (rest.length) r.uAll = union(rest, "");
+    }
+  }
+  return r;
+}
+
+/** One detector's use of the shared regexes of its template list (and what it remembers). */
 class Engine {
   private readonly compiled: Compiled[];
-  private readonly u0: Union | null = null; // all templates, sticky at 0
-  private readonly u1: Union | null = null; // word-bounded templates, sticky at 1
-  private readonly uAll: Union | null = null; // word-bounded templates but the last, search
-  private readonly firstWord: number = 0;
+  private readonly u0: Union | null;
+  private readonly u1: Union | null;
+  private readonly uAll: Union | null;
+  private readonly firstWord: number;
   /** the template of the last match */
   hit: Tpl | null = null;
   /** the template that won at position 0 last time, if it comes before any word-bounded one */
   private lastEarly = -1;
 
-  constructor(tpls: Tpl[], unicode: boolean) {
-    const u = unicode ? "u" : "";
-    const src = (s: string) => (unicode ? s : asciiSource(s));
-    this.compiled = tpls.map((tpl) => {
-      const flags = (tpl.rx.ci ? "i" : "") + u + (tpl.rx.indices ? "d" : "");
-      const source = src(emit(tpl.rx.parts, 0));
-      return { tpl, re: new RegExp(source, flags), sticky: new RegExp(source, `${flags}y`) };
-    });
-    const unionable = tpls.length > 2 && tpls.every((t) => !t.rx.indices && (!t.breaker || t.rx.caret));
-    if (unionable) {
-      const union = (order: number[], flags: string) => {
-        const un = makeUnion(tpls, order);
-        return { re: new RegExp(src(un.source), flags + u), markers: un.markers, order };
-      };
-      const all = tpls.map((_, i) => i);
-      const word = all.filter((i) => !tpls[i]!.breaker);
-      this.u0 = union(all, "y");
-      this.firstWord = word.length ? word[0]! : tpls.length;
-      if (word.length) {
-        this.u1 = union(word, "y");
-        const last = tpls.length - 1;
-        const rest = word.filter((i) => i !== last);
-        if (rest.length) this.uAll = union(rest, "");
-      }
-    }
+  constructor(r: EngineRegexes) {
+    this.compiled = r.compiled;
+    this.u0 = r.u0;
+    this.u1 = r.u1;
+    this.uAll = r.uAll;
+    this.firstWord = r.firstWord;
   }
 
   /** The match of the winning template (then in `hit`), or null. */
@@ -1362,6 +1388,95 @@ function syslogTemplate(tpls: Tpl[]): Tpl | null {
   return null;
 }
 
+/**
+ * The templates of a datepattern (for a year) and their regexes, compiled when first needed.
+ * The list itself is built later too when building it now could not fail (see deferrable):
+ * Fail2ban's default templates, which most datepatterns take in, are many.
+ */
+class TemplateSet {
+  readonly none: boolean;
+  private list: Tpl[] | null;
+  private syslogTpl: Tpl | null | undefined;
+  private asciiRx: EngineRegexes | null = null;
+  private unicodeRx: EngineRegexes | null = null;
+
+  constructor(
+    private readonly build: () => Tpl[],
+    deferred: boolean,
+  ) {
+    this.list = deferred ? null : build();
+    // a deferred list starts with a pattern or a default template, never {NONE}
+    this.none = this.list !== null && this.list[0]!.name === "{NONE}";
+  }
+
+  get tpls(): Tpl[] {
+    if (this.list === null) this.list = this.build();
+    return this.list;
+  }
+
+  /** The syslog template when syslogDate may answer for it (see syslogTemplate), else null. */
+  get syslog(): Tpl | null {
+    if (this.syslogTpl === undefined) this.syslogTpl = syslogTemplate(this.tpls);
+    return this.syslogTpl;
+  }
+
+  regexes(unicode: boolean): EngineRegexes {
+    if (unicode) return (this.unicodeRx ??= engineRegexes(this.tpls, true));
+    return (this.asciiRx ??= engineRegexes(this.tpls, false));
+  }
+}
+
+/**
+ * True when buildTemplates cannot fail for this datepattern but in what is checked here: every
+ * line is {^LN-BEG} or {DEFAULT} (Fail2ban's templates, valid and of distinct names), or a pattern
+ * (checked here, in order, as buildTemplates would) before any of those and named unlike the
+ * others before it. Anything else ({DATE}, {NONE}, a pattern after the defaults, whose name may
+ * clash with theirs) is built at once.
+ */
+function deferrable(datepattern: string | undefined, tre: Record<string, string>): boolean {
+  if (datepattern === undefined) return true;
+  const lines = datepattern
+    .split(/\n+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+  let defaults = false;
+  const names = new Set<string>();
+  for (const pattern of lines) {
+    const key = pattern.includes("%") ? pattern : pattern.toUpperCase();
+    if (key === "{^LN-BEG}" || key === "{DEFAULT}") {
+      defaults = true;
+      continue;
+    }
+    if (defaults || key.includes("{DATE}") || key === "{NONE}") return false;
+    const t = patternToTemplate(pattern, tre, key);
+    if (names.has(t.name)) return false;
+    names.add(t.name);
+  }
+  return true;
+}
+
+/** Template sets by year and datepattern (a process sees few: the filters' datepatterns). */
+const templateSets = new Map<string, TemplateSet>();
+
+function templateSet(datepattern: string | undefined, year: number): TemplateSet {
+  const key = `${year}\u0000${datepattern === undefined ? "\u0000" : datepattern}`;
+  let set = templateSets.get(key);
+  if (set) return set;
+  const tre = timeRE(exYearRE(year));
+  try {
+    set = new TemplateSet(() => buildTemplates(datepattern, tre), deferrable(datepattern, tre));
+  } catch (err) {
+    if (err instanceof Fail2tsError) throw err;
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new Fail2tsError("config", `datepattern ${JSON.stringify(datepattern)}: ${msg}`, undefined, {
+      cause: err,
+    });
+  }
+  if (templateSets.size >= 256) templateSets.clear();
+  templateSets.set(key, set);
+  return set;
+}
+
 class Detector implements DateDetector {
   readonly none: boolean;
   private readonly result: DateMatch = { start: 0, end: 0, time: 0, template: "" };
@@ -1369,10 +1484,11 @@ class Detector implements DateDetector {
   private readonly zones = new Map<string, number>();
   private readonly defaultTz: number; // minutes, NaN = local time
   private readonly now: () => number;
-  private readonly ascii: Engine;
-  private readonly unicode: Engine;
+  private readonly set: TemplateSet;
+  private ascii: Engine | null = null;
+  private unicode: Engine | null = null;
   /** The syslog template when syslogDate may answer for it (see syslogTemplate), else null. */
-  private readonly syslog: Tpl | null;
+  private syslog: Tpl | null | undefined;
   // caches of strptime
   private nowBucket = Number.NaN;
   private nowOffset = 0;
@@ -1394,31 +1510,26 @@ class Detector implements DateDetector {
       this.defaultTz = off;
     } else this.defaultTz = Number.NaN;
     const year = Math.max(new Date().getUTCFullYear(), new Date(this.now() * 1000).getUTCFullYear());
-    const tre = timeRE(exYearRE(year));
-    let tpls: Tpl[];
-    try {
-      tpls = buildTemplates(opts.datepattern, tre);
-    } catch (err) {
-      if (err instanceof Fail2tsError) throw err;
-      const msg = err instanceof Error ? err.message : String(err);
-      throw new Fail2tsError("config", `datepattern ${JSON.stringify(opts.datepattern)}: ${msg}`, undefined, {
-        cause: err,
-      });
-    }
-    this.none = tpls[0]!.name === "{NONE}";
-    this.unicode = new Engine(tpls, true);
-    this.ascii = new Engine(tpls, false);
-    this.syslog = syslogTemplate(tpls);
+    this.set = templateSet(opts.datepattern, year);
+    this.none = this.set.none;
+  }
+
+  prepare(): void {
+    if (!this.none) this.ascii ??= new Engine(this.set.regexes(false));
   }
 
   match(line: string): DateMatch | null {
     if (this.none) return null;
-    if (this.syslog !== null) {
-      const r = this.syslogDate(line, this.syslog);
+    const syslog = this.syslog === undefined ? (this.syslog = this.set.syslog) : this.syslog;
+    if (syslog !== null) {
+      const r = this.syslogDate(line, syslog);
       if (r !== null) return r;
     }
     // Python's \w, \W, \b are Unicode-aware; on pure ASCII lines the faster non-"u" regexes agree
-    const e = Buffer.byteLength(line) === line.length ? this.ascii : this.unicode;
+    const e =
+      Buffer.byteLength(line) === line.length
+        ? (this.ascii ??= new Engine(this.set.regexes(false)))
+        : (this.unicode ??= new Engine(this.set.regexes(true)));
     const m = e.find(line);
     return m ? this.found(e.hit!, m) : null;
   }

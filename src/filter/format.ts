@@ -183,6 +183,28 @@ function readDefs(src: FilterSource, table: TomlTable): Map<string, Def> {
   return defs;
 }
 
+interface IncludeFile {
+  defs: Map<string, Def>;
+  includes: string[];
+}
+
+/** Definitions files read so far (`_common` is included by most filters): by file and text. */
+const includeFiles = new Map<string, IncludeFile>();
+
+function includeFile(src: FilterSource): IncludeFile {
+  const key = `${src.file}\u0000${src.text}`;
+  let f = includeFiles.get(key);
+  if (f) return f;
+  const table = parseToml(src.text, src.file);
+  f = {
+    defs: readDefs(src, table),
+    includes: table.include === undefined ? [] : expectStrings(table.include, "include", src.file),
+  };
+  if (includeFiles.size >= 64) includeFiles.clear();
+  includeFiles.set(key, f);
+  return f;
+}
+
 /**
  * Loads one filter with option overrides (`mode=aggressive`). `resolve` finds included
  * definition files by name (`_common`).
@@ -213,9 +235,9 @@ export function loadFilterSpec(
         `include: no definitions file named ${JSON.stringify(inc)}`,
         at("include"),
       );
-    const itable = parseToml(isrc.text, isrc.file);
-    scopes.push({ src: isrc, defs: readDefs(isrc, itable) });
-    if (itable.include !== undefined) queue.push(...expectStrings(itable.include, "include", isrc.file));
+    const inc2 = includeFile(isrc);
+    scopes.push({ src: isrc, defs: inc2.defs });
+    queue.push(...inc2.includes);
   }
 
   const declared: Record<string, string> = {};

@@ -15,10 +15,15 @@
  *   encoding is unambiguous; the stream key in it stops an event signed for one fleet from being
  *   replayed into another that shares the key.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import type * as NodeCrypto from "node:crypto";
 import { JAIL_NAME } from "../action/addr.ts";
 import { normalizeIP } from "../util/ip.ts";
 import { NODE_NAME } from "./config.ts";
+
+/** node:crypto, loaded at the first use (it pulls in the streams: not worth it at every start). */
+function nodeCrypto(): typeof NodeCrypto {
+  return require("node:crypto") as typeof NodeCrypto;
+}
 
 export const EVENT_VERSION = "1";
 
@@ -50,7 +55,7 @@ function canonical(stream: string, f: Record<string, string>): string {
 }
 
 function mac(key: Buffer, text: string): Buffer {
-  return createHmac("sha256", key).update(text).digest();
+  return nodeCrypto().createHmac("sha256", key).update(text).digest();
 }
 
 function fmtTime(t: number): string {
@@ -124,7 +129,7 @@ export function decodeEvent(
     return { ok: false, reason: "bad signature" };
   }
   const want = mac(key, canonical(stream, f));
-  if (given.length !== want.length || !timingSafeEqual(given, want))
+  if (given.length !== want.length || !nodeCrypto().timingSafeEqual(given, want))
     return { ok: false, reason: "bad signature" };
 
   // signed by a holder of the key: now the values
@@ -184,6 +189,6 @@ export function checkFailureMember(key: Buffer, jail: string, ip: string, member
     return null;
   }
   const want = mac(key, `fail\n${jail}\n${ip}\n${head}`).subarray(0, 16);
-  if (given.length !== want.length || !timingSafeEqual(given, want)) return null;
+  if (given.length !== want.length || !nodeCrypto().timingSafeEqual(given, want)) return null;
   return head.slice(0, head.indexOf("|"));
 }

@@ -13,7 +13,9 @@ import type { BanResult, ReloadResult, Request, StatusResult, UnbanResult } from
 import { Fail2tsError } from "../util/errors.ts";
 import {
   type ActionOutcome,
+  type DirectBanResult,
   type DirectOptions,
+  type DirectUnbanResult,
   type OfflineBans,
   offlineBans,
   parseAddresses,
@@ -206,6 +208,52 @@ function names(actions: readonly ActionOutcome[]): string {
   return [...new Set(actions.filter((a) => a.ok).map((a) => a.action))].join(", ") || "no action";
 }
 
+type Via = "daemon" | "direct" | "dry-run";
+
+interface Dispatched<R> {
+  r: R;
+  via: Via;
+  /** What the direct path adds to `-o json` (database, actions, plan…). */
+  extra: Record<string, unknown>;
+  actions: ActionOutcome[];
+}
+
+/**
+ * One path for ban and unban: `--dry-run` asks the direct implementation for its plan; otherwise
+ * the running daemon does the work, and with no daemon the direct implementation does.
+ * `details` picks the direct result's command-specific fields for `-o json`.
+ */
+async function dispatch<R, D extends R & { actions: ActionOutcome[]; database: string; plan: string[] }>(
+  o: Where & { dryRun?: true | undefined; output: string; quiet?: true | undefined },
+  req: Request,
+  run: (impl: OfflineBans, dryRun: boolean) => Promise<D>,
+  details: (d: D) => Record<string, unknown>,
+): Promise<Dispatched<R>> {
+  if (o.dryRun) {
+    const d = await run(direct(), true);
+    const daemonUp = await daemonRunning(o);
+    if (o.output === "text" && !o.quiet) printPlan(d.plan, daemonUp);
+    return {
+      r: d,
+      via: "dry-run",
+      extra: { ...details(d), database: d.database, plan: d.plan, daemon_running: daemonUp },
+      actions: [],
+    };
+  }
+  try {
+    return { r: (await call(o, req, LONG_MS)) as R, via: "daemon", extra: {}, actions: [] };
+  } catch (e) {
+    if (!noDaemon(e)) throw e;
+    const d = await run(direct(e), false);
+    return {
+      r: d,
+      via: "direct",
+      extra: { ...details(d), database: d.database, actions: d.actions },
+      actions: d.actions,
+    };
+  }
+}
+
 export function banCommand() {
   return new Command("ban")
     .description(
@@ -241,34 +289,13 @@ Examples:
       if (ips.length === 0)
         throw new Fail2tsError("usage", "give addresses to ban (arguments, - for stdin, or --from-file)");
       const force = Boolean(o.force);
-      let r: BanResult;
-      let via: "daemon" | "direct" | "dry-run";
-      let extra: Record<string, unknown> = {};
-      let actions: ActionOutcome[] = [];
-      if (o.dryRun) {
-        const d = await direct().ban(o.config, jail, ips, {
-          force,
-          dryRun: true,
-          onMessage,
-        });
-        via = "dry-run";
-        r = d;
-        const daemonUp = await daemonRunning(o);
-        extra = { bantime: d.bantime, database: d.database, plan: d.plan, daemon_running: daemonUp };
-        if (o.output === "text" && !o.quiet) printPlan(d.plan, daemonUp);
-      } else {
-        try {
-          r = (await call(o, { cmd: "ban", jail, ips, ...(force ? { force } : {}) }, LONG_MS)) as BanResult;
-          via = "daemon";
-        } catch (e) {
-          if (!noDaemon(e)) throw e;
-          const d = await direct(e).ban(o.config, jail, ips, { force, onMessage });
-          via = "direct";
-          r = d;
-          actions = d.actions;
-          extra = { bantime: d.bantime, database: d.database, actions: d.actions };
-        }
-      }
+      const req: Request = { cmd: "ban", jail, ips, ...(force ? { force } : {}) };
+      const { r, via, extra, actions } = await dispatch<BanResult, DirectBanResult>(
+        o,
+        req,
+        (impl, dryRun) => impl.ban(o.config, jail, ips, { force, dryRun, onMessage }),
+        (d) => ({ bantime: d.bantime }),
+      );
       const ignored = r.ignored ?? [];
       if (o.output === "json") {
         print(JSON.stringify({ via, jail, banned: r.banned, already: r.already, ignored, ...extra }));
@@ -321,33 +348,12 @@ Examples:
       const req: Request = o.all ? { cmd: "unban", all: true } : { cmd: "unban", ips };
       if (o.jail) (req as { jail?: string }).jail = o.jail;
       const what = o.all ? ("all" as const) : ips;
-      let r: UnbanResult;
-      let via: "daemon" | "direct" | "dry-run";
-      let extra: Record<string, unknown> = {};
-      let actions: ActionOutcome[] = [];
-      if (o.dryRun) {
-        const d = await direct().unban(o.config, what, o.jail, {
-          dryRun: true,
-          onMessage,
-        });
-        via = "dry-run";
-        r = d;
-        const daemonUp = await daemonRunning(o);
-        extra = { jails: d.jails, database: d.database, plan: d.plan, daemon_running: daemonUp };
-        if (o.output === "text" && !o.quiet) printPlan(d.plan, daemonUp);
-      } else {
-        try {
-          r = (await call(o, req, LONG_MS)) as UnbanResult;
-          via = "daemon";
-        } catch (e) {
-          if (!noDaemon(e)) throw e;
-          const d = await direct(e).unban(o.config, what, o.jail, { onMessage });
-          via = "direct";
-          r = d;
-          actions = d.actions;
-          extra = { jails: d.jails, database: d.database, actions: d.actions };
-        }
-      }
+      const { r, via, extra, actions } = await dispatch<UnbanResult, DirectUnbanResult>(
+        o,
+        req,
+        (impl, dryRun) => impl.unban(o.config, what, o.jail, { dryRun, onMessage }),
+        (d) => ({ jails: d.jails }),
+      );
       if (o.output === "json") {
         print(JSON.stringify({ via, unbanned: r.unbanned, missing: r.missing, ...extra }));
       } else if (!o.quiet) {

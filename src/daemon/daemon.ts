@@ -25,6 +25,7 @@ import { ControlServer } from "../server/server.ts";
 import { Store } from "../store/store.ts";
 import { errorMessage, Fail2tsError } from "../util/errors.ts";
 import { normalizeIP } from "../util/ip.ts";
+import { withTimeout } from "../util/timeout.ts";
 import { createJailActions, type JailActions, nftTablesOf, tearDownJail } from "./actions.ts";
 import { BanBook, type LiveBan } from "./bans.ts";
 import { IgnoreRules } from "./ignore.ts";
@@ -352,7 +353,7 @@ export class Daemon implements ControlHandler {
         old.stop();
         const bans = this.book.removeJail(name);
         old.unban(bans, "jail removed");
-        await withTimeout(old.actions.close(true), STOP_DRAIN_MS).catch((e: Error) =>
+        await drained(old.actions.close(true), STOP_DRAIN_MS).catch((e: Error) =>
           this.log.error(`jail=${name}: actions did not stop cleanly: ${e.message}`),
         );
         this.jails.delete(name);
@@ -373,7 +374,7 @@ export class Daemon implements ControlHandler {
       if (old) {
         old.stop();
         // other actions (or other ports, names...): the old ones are torn down, the new ones restored
-        if (!keepActions) await withTimeout(old.actions.close(true), STOP_DRAIN_MS).catch(() => {});
+        if (!keepActions) await drained(old.actions.close(true), STOP_DRAIN_MS).catch(() => {});
       }
       const rt = await this.createJail(cfg, filter, keepActions);
       if (old) {
@@ -427,7 +428,7 @@ export class Daemon implements ControlHandler {
       rt.stop();
       unbanned += this.book.removeJail(name).length;
       errors.push(
-        ...(await withTimeout(rt.actions.teardown(), STOP_DRAIN_MS).catch((e: Error) => [
+        ...(await drained(rt.actions.teardown(), STOP_DRAIN_MS).catch((e: Error) => [
           `jail=${name}: ${e.message}`,
         ])),
       );
@@ -503,7 +504,7 @@ export class Daemon implements ControlHandler {
         try {
           // unban_on_stop: every live ban leaves the firewall (one batch), the store keeps it
           if (unban) rt.actions.unban([...this.book.jail(rt.name).values()].map(banEvent));
-          await withTimeout(rt.actions.close(unban), STOP_DRAIN_MS);
+          await drained(rt.actions.close(unban), STOP_DRAIN_MS);
         } catch (e) {
           this.log.error(`jail=${rt.name}: actions did not stop cleanly: ${(e as Error).message}`);
         }
@@ -536,18 +537,6 @@ function normalizeAll(ips: string[]): string[] {
   return [...out];
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out after ${ms / 1000}s`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
+function drained<T>(p: Promise<T>, ms: number): Promise<T> {
+  return withTimeout(p, ms, () => new Error(`timed out after ${ms / 1000}s`));
 }

@@ -14,6 +14,7 @@
  */
 import { RedisClient } from "bun";
 import type { Logger } from "../daemon/log.ts";
+import { withTimeout } from "../util/timeout.ts";
 import { redactUrl } from "./config.ts";
 
 export class LinkDown extends Error {
@@ -233,17 +234,5 @@ function secs(ms: number): string {
 class Deadline extends Error {}
 
 export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Deadline(`${what}: no reply within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
+  return withTimeout(p, ms, () => new Deadline(`${what}: no reply within ${ms} ms`));
 }

@@ -56,6 +56,11 @@ export interface DateDetector {
    * the same detector: read its fields, do not keep it.
    */
   match(line: string): DateMatch | null;
+  /**
+   * The date of the ASCII line at bytes [s, e) of `buf` when it is the common syslog form at
+   * the line start (what match() gives for the same text); undefined when only match() can tell.
+   */
+  matchBytes(buf: Uint8Array, s: number, e: number): DateMatch | undefined;
   /** datepattern was {NONE}: lines carry no date, match() always returns null. */
   readonly none: boolean;
   /** Compiles now what the first (ASCII) line would otherwise compile. */
@@ -1365,10 +1370,56 @@ A_MONTH.forEach((mon, i) => {
     i + 1;
 });
 
-function twoDigits(s: string, i: number): number {
-  const a = s.charCodeAt(i) - 48;
-  const b = s.charCodeAt(i + 1) - 48;
+/** Character code at `i` of a string or of ASCII bytes. */
+function code(src: string | Uint8Array, i: number): number {
+  return typeof src === "string" ? src.charCodeAt(i) : (src[i] ?? Number.NaN);
+}
+
+function twoDigits(src: string | Uint8Array, i: number): number {
+  const a = code(src, i) - 48;
+  const b = code(src, i + 1) - 48;
   return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/**
+ * The common syslog shape "Mmm dd hh:mm:ss" at the start of the line [s, s + len) of a string
+ * or of ASCII bytes, read without a regex: month, day, hour, minute, second packed as
+ * MMDDhhmmss, or -1. Only lines the `syslog` template provably matches this way come out (month
+ * name as written by syslog, day " 1"-"31", two-digit fields, then the line end or a character
+ * that is neither a word character nor "." (a fraction), and not " " + digit (a year)); the
+ * templates before it cannot match a line starting with a letter (see syslogTemplate).
+ */
+function syslogFields(src: string | Uint8Array, s: number, len: number): number {
+  if (len < 15) return -1;
+  const c0 = code(src, s) - 65;
+  const c1 = code(src, s + 1) - 97;
+  const c2 = code(src, s + 2) - 97;
+  if (c0 < 0 || c0 > 25 || c1 < 0 || c1 > 25 || c2 < 0 || c2 > 25 || code(src, s + 3) !== 32) return -1;
+  const month = SYSLOG_MONTHS[(c0 * 26 + c1) * 26 + c2]!;
+  if (month === 0) return -1;
+  const d0 = code(src, s + 4);
+  const d1 = code(src, s + 5) - 48;
+  let day: number;
+  if (d1 < 0 || d1 > 9) return -1;
+  if (d0 === 49 || d0 === 50) day = (d0 - 48) * 10 + d1;
+  else if ((d0 === 48 || d0 === 32) && d1 > 0) day = d1;
+  else if (d0 === 51 && d1 <= 1) day = 30 + d1;
+  else return -1;
+  if (code(src, s + 6) !== 32 || code(src, s + 9) !== 58 || code(src, s + 12) !== 58) return -1;
+  const hour = twoDigits(src, s + 7);
+  const minute = twoDigits(src, s + 10);
+  const second = twoDigits(src, s + 13);
+  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return -1;
+  if (len > 15) {
+    const n = code(src, s + 15);
+    if (n >= 128 || n === 46 || n === 95 || (n >= 48 && n <= 57) || ((n | 32) >= 97 && (n | 32) <= 122))
+      return -1;
+    if (n === 32 && len > 16) {
+      const y = code(src, s + 16);
+      if (y >= 48 && y <= 57) return -1;
+    }
+  }
+  return ((month * 100 + day) * 100 + hour) * 1e4 + minute * 100 + second;
 }
 
 const LN_BEG_ISO = `{^LN-BEG}${DEFAULT_PATTERNS[0]}`;
@@ -1495,6 +1546,10 @@ class Detector implements DateDetector {
   private nowYmd = 0;
   private lastYmd = -1;
   private lastDays = 0;
+  // the last syslog date read (see syslogResult)
+  private lastSyslog = -1;
+  private lastSyslogNow = Number.NaN;
+  private lastSyslogTime = 0;
 
   constructor(opts: DateDetectorOptions) {
     this.now = opts.now ?? (() => Date.now() / 1000);
@@ -1534,49 +1589,49 @@ class Detector implements DateDetector {
     return m ? this.found(e.hit!, m) : null;
   }
 
-  /**
-   * The common syslog shape "Mmm dd hh:mm:ss" at the line start, read without a regex. Only
-   * lines the `syslog` template provably matches this way come out (month name as written by
-   * syslog, day " 1"-"31", two-digit fields, then the line end or a character that is neither a
-   * word character nor "." (a fraction), and not " " + digit (a year)); the templates before it
-   * cannot match a line starting with a letter (see syslogTemplate). Anything else: null, and
-   * the regexes decide.
-   */
+  /** The syslog date at the line start read without a regex (see syslogFields); else null. */
   private syslogDate(line: string, t: Tpl): DateMatch | null {
-    if (line.length < 15) return null;
-    const c0 = line.charCodeAt(0) - 65;
-    const c1 = line.charCodeAt(1) - 97;
-    const c2 = line.charCodeAt(2) - 97;
-    if (c0 < 0 || c0 > 25 || c1 < 0 || c1 > 25 || c2 < 0 || c2 > 25 || line.charCodeAt(3) !== 32) return null;
-    const month = SYSLOG_MONTHS[(c0 * 26 + c1) * 26 + c2]!;
-    if (month === 0) return null;
-    const d0 = line.charCodeAt(4);
-    const d1 = line.charCodeAt(5) - 48;
-    let day: number;
-    if (d1 < 0 || d1 > 9) return null;
-    if (d0 === 49 || d0 === 50) day = (d0 - 48) * 10 + d1;
-    else if ((d0 === 48 || d0 === 32) && d1 > 0) day = d1;
-    else if (d0 === 51 && d1 <= 1) day = 30 + d1;
-    else return null;
-    if (line.charCodeAt(6) !== 32 || line.charCodeAt(9) !== 58 || line.charCodeAt(12) !== 58) return null;
-    const hour = twoDigits(line, 7);
-    const minute = twoDigits(line, 10);
-    const second = twoDigits(line, 13);
-    if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return null;
-    if (line.length > 15) {
-      const n = line.charCodeAt(15);
-      if (n >= 128 || n === 46 || n === 95 || (n >= 48 && n <= 57) || ((n | 32) >= 97 && (n | 32) <= 122))
-        return null;
-      if (n === 32 && line.length > 16) {
-        const y = line.charCodeAt(16);
-        if (y >= 48 && y <= 57) return null;
-      }
-    }
+    const f = syslogFields(line, 0, line.length);
+    if (f < 0) return null;
+    return this.syslogResult(f, t);
+  }
+
+  matchBytes(buf: Uint8Array, s: number, e: number): DateMatch | undefined {
+    if (this.none) return undefined;
+    const syslog = this.syslog === undefined ? (this.syslog = this.set.syslog) : this.syslog;
+    if (syslog === null) return undefined;
+    const f = syslogFields(buf, s, e - s);
+    if (f < 0) return undefined;
+    return this.syslogResult(f, syslog);
+  }
+
+  /** The match of syslog fields (see syslogFields); the time of the last fields is kept. */
+  private syslogResult(f: number, t: Tpl): DateMatch {
     const r = this.result;
     r.start = 0;
     r.end = 15;
     r.template = t.name;
-    r.time = this.compose(-1, month, day, hour, minute, second, Number.NaN, -1, -1, -1, false);
+    const now = this.now();
+    if (f !== this.lastSyslog || now !== this.lastSyslogNow) {
+      const ymd = Math.floor(f / 1e6);
+      const hms = f % 1e6;
+      this.lastSyslogTime = this.compose(
+        -1,
+        Math.floor(ymd / 100),
+        ymd % 100,
+        Math.floor(hms / 1e4),
+        Math.floor(hms / 100) % 100,
+        hms % 100,
+        Number.NaN,
+        -1,
+        -1,
+        -1,
+        false,
+      );
+      this.lastSyslog = f;
+      this.lastSyslogNow = now;
+    }
+    r.time = this.lastSyslogTime;
     return r;
   }
 

@@ -6,6 +6,7 @@
  */
 import { type Host, type HostKind, isLooseIPv4, normalizeHost, normalizeIP, parseIPv4 } from "../util/ip.ts";
 import type { CompiledFilter, CompiledRegex } from "./compile.ts";
+import { type NativeRegex, NO_MATCH, nativeRegex, UNSET } from "./native.ts";
 
 export type IdKind = HostKind | "raw";
 
@@ -21,6 +22,8 @@ export interface Failure {
   fields: Record<string, string | string[]>;
   /** The log lines of this failure (for actions and `attempts`). */
   matches: string[];
+  /** Lean results: the id as a number when it is an IPv4 address as written, else -1. */
+  v4?: number;
 }
 
 export interface LineResult {
@@ -69,6 +72,9 @@ const INTERNAL = new Set([
 ]);
 
 const NOFAIL = ["nofail"] as const;
+
+/** Keys the session logic reads or sets besides the regexes' own (see Generated.leanBuild). */
+const SESSION_KEYS = ["user", "users", "ip4", "ip6", "dns", "fid"];
 
 const MLFID_MAX = 1000;
 const MLFID_TTL = 300;
@@ -139,6 +145,13 @@ type Updater = (cached: Fail, fail: Fail) => void;
 interface Generated {
   /** Dict builders per failregex, null when one has no numbered form (no fast path). */
   build: Builder[] | null;
+  /**
+   * The same for lean matchers: every dict of the filter has one shape (all the keys any
+   * regex, the prefregex or the session logic sets, in one order, undefined until set), so
+   * the session code reads them through one shape instead of one per failregex. Lean
+   * matchers report no fields, and nothing else tells an undefined key from a missing one.
+   */
+  leanBuild: Builder[] | null;
   /** Session updates per failregex. */
   update: Updater[];
 }
@@ -169,10 +182,12 @@ function generate(filter: CompiledFilter): Generated {
     return fn("cached, fail", body) as Updater;
   });
   let build: Builder[] | null = null;
+  let leanBuild: Builder[] | null = null;
   if ((pref === null || pref.fast !== null) && filter.fail.every((r) => r.fast !== null)) {
-    const body = (rx: CompiledRegex) => {
+    const body = (rx: CompiledRegex, lean: boolean) => {
       const own = namedGroups(rx);
       let b = "const o = new Dict(m);\n";
+      if (lean) for (const [k, idx] of own) b += `o[${q(k)}] = ${groupValue("m", idx)};\n`;
       // alt_ fill-ins; a target that is not a group of the regex is added only when filled
       const flag = new Map<string, string>();
       for (const [, t] of rx.alt)
@@ -203,9 +218,17 @@ function generate(filter: CompiledFilter): Generated {
       D.prototype = DICT_PROTO;
       return D;
     };
-    build = filter.fail.map((rx) => fn("m, pm", body(rx), ctor(rx)) as Builder);
+    build = filter.fail.map((rx) => fn("m, pm", body(rx, false), ctor(rx)) as Builder);
+    const keys = new Set<string>([...INTERNAL, ...SESSION_KEYS, ...(pref?.names ?? [])]);
+    for (const rx of filter.fail) {
+      for (const k of rx.names) keys.add(k);
+      for (const [, t] of rx.alt) keys.add(t);
+    }
+    const Shape = new Function([...keys].map((k) => `this[${q(k)}] = undefined;`).join("\n"));
+    Shape.prototype = DICT_PROTO;
+    leanBuild = filter.fail.map((rx) => fn("m, pm", body(rx, true), Shape) as Builder);
   }
-  const g: Generated = { build, update };
+  const g: Generated = { build, leanBuild, update };
   generatedFor.set(filter, g);
   return g;
 }
@@ -222,6 +245,72 @@ function candidateTable(fails: readonly CompiledRegex[]): Int32Array[] {
     table.push(Int32Array.from(list));
   }
   return table;
+}
+
+/** A regex run by PCRE2 on bytes (see native.ts), and what the matcher reads of its matches. */
+interface NativeEntry {
+  rx: NativeRegex;
+  /** Groups the dict builders read (the named ones), by number. */
+  named: Int32Array;
+  /** Size of the match array the builders are given. */
+  size: number;
+  /** RegexInfo.lits as bytes: one of them starts every match; null: no constraint. */
+  lits: Uint8Array[] | null;
+}
+
+/** The filter's regexes in PCRE2 form: all of them, or the filter does not run natively. */
+interface NativeForm {
+  pref: NativeEntry | null;
+  fail: NativeEntry[];
+}
+
+function nativeEntry(rx: CompiledRegex): NativeEntry | null {
+  const info = rx.info;
+  if (info.numbered === null) return null;
+  const n = nativeRegex(info.numbered, rx.re.flags.replace("u", ""), info);
+  if (n === null) return null;
+  const named: number[] = [];
+  for (const idx of namedGroups(rx).values()) named.push(...idx);
+  return {
+    rx: n,
+    named: Int32Array.from(named),
+    size: info.groups.length,
+    lits: info.lits === null ? null : info.lits.map((l) => Buffer.from(l, "latin1")),
+  };
+}
+
+/** The native form of a single-line filter on the fast path, or null (see processBytes). */
+function nativeForm(filter: CompiledFilter): NativeForm | null {
+  if (filter.journal || filter.dates.none) return null;
+  const pref = filter.pref ? nativeEntry(filter.pref) : null;
+  if (filter.pref && pref === null) return null;
+  const fail: NativeEntry[] = [];
+  for (const rx of filter.fail) {
+    const e = nativeEntry(rx);
+    if (e === null) return null;
+    fail.push(e);
+  }
+  return { pref, fail };
+}
+
+/** Whether bytes [at, end) start with `lit`. */
+function startsWithBytes(buf: Uint8Array, at: number, end: number, lit: Uint8Array): boolean {
+  if (end - at < lit.length) return false;
+  for (let k = 0; k < lit.length; k++) if (buf[at + k] !== lit[k]) return false;
+  return true;
+}
+
+/** The match array the dict builders read: the named groups' texts, by number. */
+function groupTexts(text: string, at: number, e: NativeEntry): RegExpExecArray {
+  const m = new Array<string | undefined>(e.size) as unknown as RegExpExecArray;
+  const ov = e.rx.ov;
+  const named = e.named;
+  for (let k = 0; k < named.length; k++) {
+    const g = named[k]!;
+    const a = ov[4 * g]!;
+    if (a !== UNSET) m[g] = text.slice(at + a, at + ov[4 * g + 2]!);
+  }
+  return m;
 }
 
 interface Session {
@@ -302,6 +391,7 @@ export class FilterMatcher {
   private readonly cands: Int32Array[] = [];
   private readonly every: Int32Array = new Int32Array(0);
   private readonly content: number[] = [];
+  private nativeRx: NativeForm | null | undefined;
   private readonly leanFailure: Failure = {
     id: "",
     kind: "raw",
@@ -331,7 +421,7 @@ export class FilterMatcher {
     this.gen = generate(filter);
     this.fast = !this.multiline && this.gen.build !== null;
     if (this.fast) {
-      this.builds = this.gen.build!;
+      this.builds = (this.lean ? this.gen.leanBuild : this.gen.build)!;
       this.cands = candidateTable(filter.fail);
       this.every = Int32Array.from(filter.fail.keys());
       if (pref) this.content = namedGroups(pref).get("content") ?? [];
@@ -374,6 +464,69 @@ export class FilterMatcher {
     }
     if (this.fast) return this.findSingle(text, off, line, t, template, ascii);
     return this.find({ text: off > 0 ? line.slice(off) : text, line }, t, template);
+  }
+
+  /**
+   * processLine for the pure ASCII line at [s, e) of `buf` (`base`: its pointer; `text`: the
+   * same as a Latin-1 string), in lean mode: a filter whose regexes all have exact PCRE2 forms
+   * runs them on the bytes (see native.ts), with the same results; anything else goes through
+   * processLine.
+   */
+  processBytes(buf: Buffer, base: number, text: string, s: number, e: number): LineResult {
+    if (this.nativeRx === undefined) this.nativeRx = this.fast && this.lean ? nativeForm(this.filter) : null;
+    const nat = this.nativeRx;
+    const dm = nat === null ? undefined : this.filter.dates.matchBytes(buf, s, e);
+    if (nat === null || dm === undefined || Number.isNaN(dm.time))
+      return this.processLine(text.slice(s, e), undefined, true);
+    const time = dm.time;
+    const template = dm.template;
+    this.lastTime = time;
+    const off = s + dm.end;
+    // as findSingle, with offsets into the bytes
+    let cs = off;
+    let ce = e;
+    let pm: RegExpExecArray | null = null;
+    const pref = nat.pref;
+    if (pref !== null) {
+      const rc = pref.rx.match(base, off, e - off);
+      if (rc < 0) {
+        if (rc === NO_MATCH) return this.result(time, template, -1, null, false, null);
+        return this.processLine(text.slice(s, e), undefined, true); // PCRE2 gave up: JavaScript decides
+      }
+      const ov = pref.rx.ov;
+      const ci = this.content;
+      for (let k = 0; k < ci.length; k++) {
+        const a = ov[4 * ci[k]!]!;
+        if (a === UNSET) continue;
+        const b = ov[4 * ci[k]! + 2]!;
+        if (b > a) {
+          cs = off + a;
+          ce = off + b;
+        }
+        break;
+      }
+      pm = groupTexts(text, off, pref);
+    }
+    const c0 = cs < ce ? buf[cs]! : 128;
+    const list = c0 < 128 ? this.cands[c0]! : this.every;
+    for (let j = 0; j < list.length; j++) {
+      const i = list[j]!;
+      const rx = nat.fail[i]!;
+      const lits = rx.lits;
+      if (lits !== null) {
+        let k = 0;
+        while (k < lits.length && !startsWithBytes(buf, cs, ce, lits[k]!)) k++;
+        if (k === lits.length) continue;
+      }
+      const rc = rx.rx.match(base, cs, ce - cs);
+      if (rc === NO_MATCH) continue;
+      if (rc < 0) return this.processLine(text.slice(s, e), undefined, true);
+      const m = groupTexts(text, cs, rx);
+      if (this.filter.ignore.length > 0 && this.ignored(text.slice(cs, ce), { matched: [], unmatched: [] }))
+        return this.result(time, template, i, null, true, null);
+      return this.conclude(this.builds[i]!(m, pm), i, NO_LINES, time, template);
+    }
+    return this.result(time, template, -1, null, false, null);
   }
 
   private result(
@@ -555,15 +708,12 @@ export class FilterMatcher {
     }
     let id: string;
     let kind: IdKind;
+    let v4 = -1;
     const fields: Record<string, string | string[]> = this.lean ? this.leanFailure.fields : {};
     if (hint) {
       // normalizeHost, without its object for the common case (a valid IPv4 capture)
-      const h =
-        hint === "ip4" && host.length <= 253 && parseIPv4(host) >= 0
-          ? ip4Host(host)
-          : hint === "ip6"
-            ? this.ip6Host(host)
-            : normalizeHost(host, hint);
+      if (hint === "ip4" && host.length <= 253) v4 = parseIPv4(host);
+      const h = v4 >= 0 ? ip4Host(host) : hint === "ip6" ? this.ip6Host(host) : normalizeHost(host, hint);
       if (!h) {
         // "192.0.2.09": not an address (leading zeros read as octal by some tools), but the
         // id of a failure all the same; it is counted and never handed to a firewall.
@@ -574,6 +724,7 @@ export class FilterMatcher {
       } else if (truthy(fid) && fid !== host) {
         id = fid!;
         kind = "raw";
+        v4 = -1;
         fields.ip = h.value;
       } else {
         id = h.value;
@@ -601,6 +752,7 @@ export class FilterMatcher {
       lf.kind = kind;
       lf.time = time;
       lf.regex = i;
+      lf.v4 = kind === "ip4" ? v4 : -1;
       return this.result(time, template, i, lf, false, null);
     }
     const failure: Failure = {

@@ -41,6 +41,13 @@ export interface RegexInfo {
    * \b or \B and no other `^` (nothing in it looks at what precedes the offset) and no "m" flag.
    */
   stickySource: string | null;
+  /**
+   * Some capture can end with a value that depends on the engine: a capture inside a group
+   * repeated more than once or optional with a body that can match nothing, or inside a
+   * lookbehind. JavaScript resets such captures per iteration (and refuses empty iterations),
+   * PCRE keeps the last value; elsewhere the two backtracking engines give the same captures.
+   */
+  unstableCaptures: boolean;
 }
 
 const ONE: Quant = { min: 1, max: 1 };
@@ -53,6 +60,7 @@ class Parser {
   namedRef = false;
   lookBehind = false;
   innerCaret = false;
+  unstableCaptures = false;
 
   constructor(readonly src: string) {}
 
@@ -123,12 +131,15 @@ class Parser {
       let head: string;
       const rest = s.slice(this.i, this.i + 40);
       let m: RegExpExecArray | null;
+      let behind = false;
+      const capsBefore = this.groups.length;
       if ((m = /^\(\?<([A-Za-z_$][\w$]*)>/.exec(rest))) {
         this.groups.push(m[1]!);
         head = "(";
         this.i += m[0].length;
       } else if (/^\(\?(?:<=|<!)/.test(rest)) {
         this.lookBehind = true;
+        behind = true;
         zero = true;
         head = rest.slice(0, 4);
         this.i += 4;
@@ -155,6 +166,8 @@ class Parser {
       this.numbered += ")";
       this.i++; // ")"
       const q = this.quant();
+      if (this.groups.length > capsBefore && (behind || q.max > 1 || (q.min === 0 && alts.some(nullableSeq))))
+        this.unstableCaptures = true;
       if (zero) return { k: "zero" };
       return { k: "group", alts, q, plain };
     }
@@ -228,6 +241,17 @@ class Parser {
     this.numbered += ch;
     return { k: "set", src: ch, lit: c === "." ? null : ch, q: this.quant() };
   }
+}
+
+/** A sequence that can match the empty text (back references counted as such). */
+function nullableSeq(seq: Atom[]): boolean {
+  return seq.every(nullableAtom);
+}
+
+function nullableAtom(a: Atom): boolean {
+  if (a.k === "zero" || a.k === "opaque") return true;
+  if (a.q.min === 0) return true;
+  return a.k === "group" && a.alts.some(nullableSeq);
 }
 
 const ASCII = Array.from({ length: 128 }, (_, i) => String.fromCharCode(i));
@@ -336,7 +360,14 @@ export function regexInfo(re: RegExp): RegexInfo {
   try {
     alts = p.alts(0);
   } catch {
-    return { numbered: null, groups: [null], first: null, lits: null, stickySource: null };
+    return {
+      numbered: null,
+      groups: [null],
+      first: null,
+      lits: null,
+      stickySource: null,
+      unstableCaptures: true,
+    };
   }
   const flags = re.flags.replace(/[gyd]/g, "");
   const info: RegexInfo = {
@@ -345,6 +376,7 @@ export function regexInfo(re: RegExp): RegexInfo {
     first: null,
     lits: null,
     stickySource: null,
+    unstableCaptures: p.unstableCaptures,
   };
   if (
     info.numbered !== null &&

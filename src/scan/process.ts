@@ -3,7 +3,10 @@
  * worker threads (one chunk of a file each) or in-process for small inputs. Uses the same
  * FilterMatcher as regex-test and the daemon.
  */
-import { type CompiledFilter, FilterMatcher, openFilter } from "../filter/index.ts";
+import { ptr } from "bun:ffi";
+import { type CompiledFilter, FilterMatcher, type LineResult, openFilter } from "../filter/index.ts";
+import { nativeAvailable } from "../filter/native.ts";
+import { parseIPv4 } from "../util/ip.ts";
 
 export interface ScanFilterRef {
   /** Filter reference: built-in name or path, with options (`sshd[mode=aggressive]`). */
@@ -66,6 +69,8 @@ export function journalRecord(line: string): JournalLine | null {
   return { text: prefix + msg, time: Number.isFinite(us) ? us / 1e6 : Date.now() / 1000 };
 }
 
+const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+
 /** A copy of a short string that does not keep the text it was cut from alive. */
 function detach(s: string): string {
   return ` ${s}`.slice(1);
@@ -86,6 +91,8 @@ export class ChunkRun {
   private last: number | null = null;
   private readonly perFilter: number[];
   private readonly idOf = new Map<string, number>();
+  /** The same for IPv4 ids by their number (no string hashing for the common case). */
+  private readonly idOf4 = new Map<number, number>();
   private readonly ids: string[] = [];
   private count = 0;
   private idIndex = new Uint32Array(1024);
@@ -98,13 +105,23 @@ export class ChunkRun {
     this.perFilter = new Array<number>(filters.length).fill(0);
   }
 
-  private push(id: string, time: number, filter: number): void {
-    let k = this.idOf.get(id);
+  /** A failure; `v4`: the id's IPv4 number, or -1 (see Failure.v4). */
+  private push(id: string, time: number, filter: number, v4: number): void {
+    let k = v4 >= 0 ? this.idOf4.get(v4) : this.idOf.get(id);
     if (k === undefined) {
-      k = this.ids.length;
-      const own = detach(id);
-      this.ids.push(own);
-      this.idOf.set(own, k);
+      if (v4 >= 0) k = this.idOf.get(id);
+      else {
+        const n = parseIPv4(id);
+        if (n >= 0) k = this.idOf4.get(n);
+      }
+      if (k === undefined) {
+        k = this.ids.length;
+        const own = detach(id);
+        this.ids.push(own);
+        this.idOf.set(own, k);
+        const n = v4 >= 0 ? v4 : parseIPv4(id);
+        if (n >= 0) this.idOf4.set(n, k);
+      }
     }
     const n = this.count++;
     if (n === this.times.length) {
@@ -122,8 +139,19 @@ export class ChunkRun {
     this.filters[n] = filter;
   }
 
-  /** Lines of `text`; `owned`: they belong to the chunk (else they only prime the sessions). */
-  feed(text: string, owned: boolean, ascii = false): void {
+  /**
+   * Lines of `text` (a string, or bytes: UTF-8, or pure ASCII when `ascii`); `owned`: they
+   * belong to the chunk (else they only prime the sessions). ASCII bytes are matched where
+   * they are (FilterMatcher.processBytes) unless the journal needs the text.
+   */
+  feed(text: string | Buffer, owned: boolean, ascii = false): void {
+    if (typeof text !== "string") {
+      if (ascii && !this.journal && nativeAvailable()) {
+        this.feedBytes(text, owned);
+        return;
+      }
+      text = ascii ? text.toString("latin1") : decoder.decode(text);
+    }
     const matchers = this.matchers;
     const nf = matchers.length;
     const journal = this.journal;
@@ -157,24 +185,59 @@ export class ChunkRun {
         lineAscii = false;
       }
       let dated = journal;
-      for (let i = 0; i < nf; i++) {
-        const r = matchers[i]!.processLine(lineText, lineTime, lineAscii);
-        if (r.dateTemplate !== null) dated = true;
-        if (!owned) continue;
-        const t = r.time;
-        if (t !== null) {
-          if (this.first === null || t < this.first) this.first = t;
-          if (this.last === null || t > this.last) this.last = t;
-        }
-        if (r.invalidHost !== null) this.invalid++;
-        const f = r.failure;
-        if (f && f.time !== null) {
-          this.push(f.id, f.time, i);
-          this.perFilter[i]!++;
-        }
-      }
+      for (let i = 0; i < nf; i++)
+        if (this.record(matchers[i]!.processLine(lineText, lineTime, lineAscii), i, owned)) dated = true;
       if (owned && !dated) this.noDate++;
     }
+  }
+
+  /** feed for pure ASCII bytes: the same lines, the same results, no text made. */
+  private feedBytes(buf: Buffer, owned: boolean): void {
+    const matchers = this.matchers;
+    const nf = matchers.length;
+    const len = buf.length;
+    const base = ptr(buf);
+    const text = buf.toString("latin1"); // for the few strings matches are made of
+    const nul = buf.indexOf(0) >= 0;
+    let pos = 0;
+    while (pos < len) {
+      let end = buf.indexOf(10, pos);
+      if (end < 0) end = len;
+      let stop = end;
+      if (stop > pos && buf[stop - 1] === 13) stop--;
+      const start = pos;
+      pos = end + 1;
+      if (owned) this.lines++;
+      if (stop === start) continue;
+      if (nul) {
+        const z = buf.indexOf(0, start);
+        if (z >= 0 && z < stop) {
+          if (owned) this.binary++;
+          continue;
+        }
+      }
+      let dated = false;
+      for (let i = 0; i < nf; i++)
+        if (this.record(matchers[i]!.processBytes(buf, base, text, start, stop), i, owned)) dated = true;
+      if (owned && !dated) this.noDate++;
+    }
+  }
+
+  /** Takes in one filter's result for a line; true when the filter found a date in it. */
+  private record(r: LineResult, i: number, owned: boolean): boolean {
+    if (!owned) return r.dateTemplate !== null;
+    const t = r.time;
+    if (t !== null) {
+      if (this.first === null || t < this.first) this.first = t;
+      if (this.last === null || t > this.last) this.last = t;
+    }
+    if (r.invalidHost !== null) this.invalid++;
+    const f = r.failure;
+    if (f && f.time !== null) {
+      this.push(f.id, f.time, i, f.v4 ?? -1);
+      this.perFilter[i]!++;
+    }
+    return r.dateTemplate !== null;
   }
 
   finish(seq: number, bytes: number): ChunkResult {

@@ -3,8 +3,8 @@
  * [start, end); the bytes from `prime` to `start` are read as well so that multi-line
  * sessions that began just before the chunk are known (their lines give no failures here).
  *
- * A chunk is read in blocks cut at line ends, into one buffer reused for the whole process,
- * and each block is turned into a string once: memory stays flat whatever the chunk size.
+ * A chunk is read in blocks cut at line ends, into one buffer reused for the whole process:
+ * memory stays flat whatever the chunk size.
  */
 
 import { isAscii } from "node:buffer";
@@ -15,14 +15,14 @@ const BLOCK = 1 << 20;
 /** Bytes read at a time when looking for a line start. */
 const PROBE = 64 << 10;
 
-const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 let shared: Buffer = Buffer.allocUnsafe(BLOCK);
 
 /**
- * Receives the text of a block (whole lines; the last block of a file may end without a
- * newline). `owned`: its lines belong to the chunk; `ascii`: the block is pure ASCII.
+ * Receives the bytes of a block, UTF-8 (whole lines; the last block of a file may end without a
+ * newline), valid until the next block. `owned`: its lines belong to the chunk; `ascii`: the
+ * block is pure ASCII.
  */
-export type BlockSink = (text: string, owned: boolean, ascii: boolean) => void;
+export type BlockSink = (bytes: Buffer, owned: boolean, ascii: boolean) => void;
 
 /** Bytes [from, to) of the file as text, whole lines per block, in order. */
 function readLines(fd: number, from: number, to: number, owned: boolean, sink: BlockSink): void {
@@ -42,9 +42,7 @@ function readLines(fd: number, from: number, to: number, owned: boolean, sink: B
       }
     }
     const bytes = shared.subarray(0, cut);
-    const ascii = isAscii(bytes);
-    // Pure ASCII reads the same in Latin-1, which makes a one-byte string without a decoder.
-    sink(ascii ? shared.toString("latin1", 0, cut) : decoder.decode(bytes), owned, ascii);
+    sink(bytes, owned, isAscii(bytes));
     pos += cut;
   }
 }

@@ -1,0 +1,162 @@
+/**
+ * PCRE2 runs scan's regexes on bytes (src/filter/native.ts) only where it matches as the
+ * JavaScript regexes do. These tests hold it to that: every regex of every built-in filter in
+ * every mode against our test lines (the same match, the same captures), and whole chunks
+ * scanned both ways (the same failures, times, counts), hostile lines included.
+ */
+import { ptr } from "bun:ffi";
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { builtinFilterNames, compileFilter, loadFilter } from "../src/filter/index.ts";
+import { nativeAvailable, nativeRegex, pcreSource, UNSET } from "../src/filter/native.ts";
+import { regexInfo } from "../src/filter/rxinfo.ts";
+import { ChunkProcessor } from "../src/scan/process.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const NOW = Date.UTC(2026, 5, 1) / 1000;
+
+/** Our own test lines of every filter, ASCII ones only (PCRE2 only ever sees ASCII). */
+const LINES = readdirSync(`${root}test/filter-lines`)
+  .filter((f) => f.endsWith(".log"))
+  .flatMap((f) => readFileSync(`${root}test/filter-lines/${f}`, "latin1").split("\n"))
+  .filter((l) => l !== "" && !l.startsWith("#") && /^[\x00-\x7f]*$/.test(l));
+
+function modesOf(name: string): Array<string | null> {
+  const spec = loadFilter(name);
+  const modes = spec.definitions.map((d) => /^mode_(.+)$/.exec(d)?.[1]).filter((m): m is string => !!m);
+  return "mode" in spec.declaredOptions && modes.length > 0 ? modes : [null];
+}
+
+/** What a regex makes of `text`: null, or the match's offset and every group's text. */
+function jsMatch(re: RegExp, text: string): Array<string | undefined> | null {
+  re.lastIndex = 0;
+  const m = re.exec(text);
+  return m ? [String(m.index), ...m] : null;
+}
+
+test("libpcre2 is there (CI installs Debian, whose grep needs it): the native path is tested", () => {
+  expect(nativeAvailable()).toBe(true);
+});
+
+describe("PCRE2 forms", () => {
+  test("what cannot be made to match exactly is refused", () => {
+    const src = (re: RegExp) => pcreSource(re.source, re.flags, regexInfo(re));
+    expect(src(/^(?:(a)|b)+$/u)).toBeNull(); // capture in a repeated group
+    expect(src(/^(a*)?x/u)).toBeNull(); // capture in an optional group that can match nothing
+    expect(src(/(?<=(a))b/u)).toBeNull(); // capture in a lookbehind
+    expect(src(/^(a)\1/u)).toBeNull(); // back reference
+    expect(src(new RegExp("^[^]", "u"))).toBeNull();
+    expect(src(/^\p{L}/u)).toBeNull();
+    expect(src(/^x/mu)).toBeNull();
+    expect(src(/^é/u)).toBeNull();
+    // what is rewritten: "." has no CR in JavaScript, \v is one character
+    expect(src(/^a.b\vc$/u)).toBe("^a[^\\n\\r]b\\x0bc$");
+    expect(src(/^(?:x|y)+ (\d+) (?:port \d+)?$/u)).toBe("^(?:x|y)+ (\\d+) (?:port \\d+)?$");
+  });
+});
+
+describe.skipIf(!nativeAvailable())("every built-in regex matches as in JavaScript", () => {
+  const texts = [
+    ...LINES,
+    ...LINES.map((l) => l.slice(16)),
+    "",
+    " ",
+    "a\rb",
+    "x".repeat(3000),
+    `Failed password for ${"a ".repeat(500)}from 192.0.2.1 port 22 ssh2`,
+  ];
+  const bufs = texts.map((t) => Buffer.from(t, "latin1"));
+  const ptrs = bufs.map((b) => (b.length > 0 ? ptr(b) : 0));
+  test.each(builtinFilterNames())("%s", (name) => {
+    let native = 0;
+    for (const mode of modesOf(name)) {
+      const f = compileFilter(loadFilter(name, mode ? { mode } : {}));
+      for (const rx of [...(f.pref ? [f.pref] : []), ...f.fail, ...f.ignore]) {
+        const info = rx.info;
+        const js = rx.asciiFast;
+        if (info.numbered === null || js === null) continue;
+        const n = nativeRegex(info.numbered, rx.re.flags.replace("u", ""), info);
+        if (n === null) continue;
+        native++;
+        for (let k = 0; k < texts.length; k++) {
+          if (bufs[k]!.length === 0) continue; // no pointer to an empty buffer
+          const want = jsMatch(js, texts[k]!);
+          const rc = n.match(ptrs[k]!, 0, bufs[k]!.length);
+          let got: Array<string | undefined> | null = null;
+          if (rc >= 0) {
+            got = [String(n.ov[0])];
+            for (let g = 0; g < info.groups.length; g++) {
+              const a = n.ov[4 * g]!;
+              got.push(a === UNSET ? undefined : texts[k]!.slice(a, n.ov[4 * g + 2]!));
+            }
+          } else expect(rc).toBe(-1); // no PCRE2 error on these lines
+          expect({ where: rx.where, text: texts[k], got }).toEqual({
+            where: rx.where,
+            text: texts[k],
+            got: want,
+          });
+        }
+      }
+    }
+    if (name === "sshd") expect(native).toBeGreaterThan(40);
+  });
+});
+
+/** A deterministic auth.log of our own: sessions, IPv4 and IPv6, helpers, garbage, CRs. */
+function authLog(n: number): string {
+  let seed = 7;
+  const rnd = (k: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % k;
+  };
+  const host = () =>
+    rnd(5) === 0 ? `2001:db8::${(rnd(400) + 1).toString(16)}` : `198.51.100.${rnd(60) + 1}`;
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = 10 + Math.floor(i / 40);
+    const date = `Mar ${String(1 + Math.floor(s / 86400)).padStart(2, " ")} ${String(Math.floor(s / 3600) % 24).padStart(2, "0")}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+    const pid = 3000 + rnd(30);
+    const ip = host();
+    const msg = [
+      `Failed password for root from ${ip} port ${rnd(60000)} ssh2`,
+      `Failed password for invalid user admin from ${ip} port ${rnd(60000)} ssh2`,
+      `Invalid user test from ${ip} port ${rnd(60000)}`,
+      `Failed publickey for git from ${ip} port 22 ssh2: ED25519 SHA256:abc`,
+      `Accepted publickey for deploy from ${ip} port 22 ssh2`,
+      `Connection closed by authenticating user root ${ip} port 22 [preauth]`,
+      `Disconnecting: Too many authentication failures [preauth]`,
+      `error: maximum authentication attempts exceeded for root from ${ip} port 22 ssh2 [preauth]`,
+      `pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=${ip}  user=root`,
+      `Received disconnect from ${ip} port 22:11: Bye Bye [preauth]`,
+      `Failed password for root from 192.0.2.009 port 22 ssh2`,
+      `Failed password for root from ${ip}\r port 22 ssh2`,
+      `Failed password for ${"x".repeat(rnd(2) ? 10 : 5000)} from ${ip} port 22 ssh2`,
+      `pam_unix(sshd:session): session opened for user deploy`,
+    ][rnd(14)]!;
+    const kind = rnd(40);
+    if (kind === 0) out.push(`garbage ${ip} without a date`);
+    else if (kind === 1)
+      out.push(`2026-03-01T10:00:${String(s % 60).padStart(2, "0")} gw sshd[${pid}]: ${msg}`);
+    else if (kind === 2) out.push("");
+    else out.push(`${date} gw sshd[${pid}]: ${msg}${rnd(30) === 0 ? "\r" : ""}`);
+  }
+  return `${out.join("\n")}\n`;
+}
+
+describe.skipIf(!nativeAvailable())("a chunk scanned from bytes as from text", () => {
+  for (const ref of ["sshd", "sshd[mode=aggressive]", "sshd[publickey=any]"]) {
+    test(ref, () => {
+      const text = authLog(20000);
+      const proc = new ChunkProcessor([{ ref, jail: "j" }], NOW);
+      const fromText = proc.start(false);
+      fromText.feed(text, true, true);
+      const fromBytes = proc.start(false);
+      fromBytes.feed(Buffer.from(text, "latin1"), true, true);
+      const a = fromText.finish(0, 0);
+      const b = fromBytes.finish(0, 0);
+      expect(a.times.length).toBeGreaterThan(1000);
+      expect(a.noDate).toBeGreaterThan(0);
+      expect(b).toEqual(a);
+    });
+  }
+});

@@ -147,6 +147,7 @@ Exit status: 0 when every input was read, 1 when some could not be (the others a
           now: o.now ?? Date.now() / 1000,
           workers,
           onProgress: (d, t) => bar.update(d, t),
+          keepOffenders: o.top, // only the top ones are shown
           ...(format === "table" ? { keepBans: 50 } : { keepBans: 0, onBan: (b: ScanBan) => sink.ban(b) }),
         },
         problems,

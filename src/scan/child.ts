@@ -9,6 +9,7 @@
  * Messages both ways are frames: u32 header length, JSON header, u32 payload length, payload.
  */
 import { readSync, writeSync } from "node:fs";
+import { encodeIds } from "./ids.ts";
 import { ChunkProcessor, type ChunkResult, type ScanFilterRef } from "./process.ts";
 import { readRange } from "./ranges.ts";
 
@@ -25,23 +26,46 @@ export type ChildTask =
   | Exclude<ChildRequest, { type: "init" | "text" }>
   | (Extract<ChildRequest, { type: "text" }> & { text: string });
 
-/** Header of a result; the payload holds times (f64), id indexes (u32), filter indexes (u8). */
-type ResultHeader = Omit<ChunkResult, "idIndex" | "times" | "filters"> & { type: "result"; failures: number };
+/**
+ * Header of a result. The payload holds times, the ids this child had not sent before (encoded
+ * for the parent's IdTable, see encodeIds), id numbers, filter indexes (u8). Times are u32 when
+ * all are whole seconds (syslog dates), else f64; id numbers u16 while the child has fewer than
+ * 65536 ids, else u32: about half the bytes to pipe and to allocate in the parent, usually.
+ * A child numbers ids in the order it first sends them, for the whole run, so an id crosses the
+ * pipe and is looked up by the parent once per child, not once per chunk. In the unlikely case
+ * an id cannot be encoded (a newline or a lone surrogate in an `<F-ID>` capture), the new ids
+ * are in the header instead.
+ */
+type ResultHeader = Omit<ChunkResult, "idIndex" | "times" | "filters" | "ids"> & {
+  type: "result";
+  failures: number;
+  /** Bytes per time (4, 8) and per id number (2, 4). */
+  timeBytes: 4 | 8;
+  idBytes: 2 | 4;
+  idCount: number;
+  ids?: string[];
+};
 type ErrorHeader = { type: "error"; seq: number; message: string };
 export type ChildReply = ResultHeader | ErrorHeader;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
+/**
+ * A frame. The header is padded with spaces to a multiple of 8 bytes so that the payload starts
+ * 8-byte aligned in the frame: the receiver reads the f64 times in place, without a copy.
+ */
 export function frame(header: object, payload: Uint8Array[] = []): Uint8Array {
   const h = encoder.encode(JSON.stringify(header));
+  const hl = (h.length + 7) & ~7;
   const plen = payload.reduce((s, p) => s + p.length, 0);
-  const out = new Uint8Array(8 + h.length + plen);
+  const out = new Uint8Array(8 + hl + plen);
   const dv = new DataView(out.buffer);
-  dv.setUint32(0, h.length, true);
+  dv.setUint32(0, hl, true);
   out.set(h, 4);
-  dv.setUint32(4 + h.length, plen, true);
-  let at = 8 + h.length;
+  out.fill(0x20, 4 + h.length, 4 + hl);
+  dv.setUint32(4 + hl, plen, true);
+  let at = 8 + hl;
   for (const p of payload) {
     out.set(p, at);
     at += p.length;
@@ -49,57 +73,148 @@ export function frame(header: object, payload: Uint8Array[] = []): Uint8Array {
   return out;
 }
 
-/** Splits frames off the front of a byte stream. */
+/**
+ * Splits frames off the front of a byte stream. Chunks are kept as they come and a frame is
+ * copied out once, when it is complete (concatenating on every chunk is quadratic for the big
+ * result frames); a frame that sits aligned inside one chunk is not copied at all.
+ */
 export class FrameReader {
-  private buf: Uint8Array = new Uint8Array(0);
+  private readonly chunks: Uint8Array[] = [];
+  private size = 0;
+  /** Length of the frame at the front, once its lengths have arrived (-1 before). */
+  private need = -1;
 
   push(chunk: Uint8Array): void {
-    if (this.buf.length === 0) {
-      this.buf = chunk;
-      return;
-    }
-    const b = new Uint8Array(this.buf.length + chunk.length);
-    b.set(this.buf);
-    b.set(chunk, this.buf.length);
-    this.buf = b;
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.size += chunk.length;
   }
 
   /** The next whole frame, or null. */
   next(): { header: unknown; payload: Uint8Array } | null {
-    const b = this.buf;
-    if (b.length < 4) return null;
-    const dv = new DataView(b.buffer, b.byteOffset, b.length);
-    const hl = dv.getUint32(0, true);
-    if (b.length < 8 + hl) return null;
-    const pl = dv.getUint32(4 + hl, true);
-    const end = 8 + hl + pl;
-    if (b.length < end) return null;
-    const header = JSON.parse(decoder.decode(b.subarray(4, 4 + hl)));
-    const payload = b.slice(8 + hl, end);
-    this.buf = b.subarray(end);
-    return { header, payload };
+    if (this.need < 0) {
+      if (this.size < 4) return null;
+      const hl = this.u32(0);
+      if (this.size < 8 + hl) return null;
+      this.need = 8 + hl + this.u32(4 + hl);
+    }
+    const end = this.need;
+    if (this.size < end) return null;
+    this.need = -1;
+    const f = this.take(end);
+    const hl = new DataView(f.buffer, f.byteOffset, 4).getUint32(0, true);
+    const header = JSON.parse(decoder.decode(f.subarray(4, 4 + hl)));
+    return { header, payload: f.subarray(8 + hl, end) };
+  }
+
+  /** The little-endian u32 at byte `at` of the buffered stream. */
+  private u32(at: number): number {
+    let v = 0;
+    for (let i = 0; i < 4; i++) v |= this.byte(at + i) << (8 * i);
+    return v >>> 0;
+  }
+
+  private byte(at: number): number {
+    for (const c of this.chunks) {
+      if (at < c.length) return c[at]!;
+      at -= c.length;
+    }
+    return 0;
+  }
+
+  /** Removes the first n bytes, as one 8-byte aligned array. */
+  private take(n: number): Uint8Array {
+    this.size -= n;
+    const first = this.chunks[0]!;
+    if (first.length >= n && first.byteOffset % 8 === 0) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = new Uint8Array(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - at);
+      out.set(k === c.length ? c : c.subarray(0, k), at);
+      at += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return out;
   }
 }
 
-export function resultFrame(r: ChunkResult): Uint8Array {
-  const { idIndex, times, filters, ...rest } = r;
-  const header: ResultHeader = { type: "result", ...rest, failures: times.length };
-  return frame(header, [
-    new Uint8Array(times.buffer, times.byteOffset, times.byteLength),
-    new Uint8Array(idIndex.buffer, idIndex.byteOffset, idIndex.byteLength),
-    filters,
-  ]);
+/**
+ * The frame of a result, its ids numbered in `known` (the child's numbering, extended here;
+ * `idIndex` may be rewritten in place).
+ */
+export function resultFrame(r: ChunkResult, known: Map<string, number>): Uint8Array {
+  const { idIndex, times, filters, ids, ...rest } = r;
+  const own = new Uint32Array(ids.length);
+  const fresh: string[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    let x = known.get(id);
+    if (x === undefined) {
+      x = known.size;
+      known.set(id, x);
+      fresh.push(id);
+    }
+    own[i] = x;
+  }
+  const x = known.size <= 0x10000 ? new Uint16Array(idIndex.length) : idIndex;
+  for (let k = 0; k < idIndex.length; k++) x[k] = own[idIndex[k]!]!;
+  const encoded = encodeIds(fresh);
+  const t = wholeSeconds(times) ? new Uint32Array(times) : times;
+  const header: ResultHeader = {
+    type: "result",
+    ...rest,
+    failures: times.length,
+    timeBytes: t.BYTES_PER_ELEMENT as 4 | 8,
+    idBytes: x.BYTES_PER_ELEMENT as 2 | 4,
+    idCount: fresh.length,
+    ...(encoded ? {} : { ids: fresh }),
+  };
+  // widest first: every array stays aligned in the payload
+  return frame(header, [bytesOf(t), ...(encoded ? [bytesOf(encoded)] : []), bytesOf(x), filters]);
 }
 
+/** Whether every time is a whole number of seconds that a u32 holds. */
+function wholeSeconds(times: Float64Array): boolean {
+  for (let k = 0; k < times.length; k++) if (times[k] !== times[k]! >>> 0) return false;
+  return true;
+}
+
+function bytesOf(a: Float64Array | Uint32Array | Uint16Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/**
+ * A result as a child sends it: `idIndex` holds the child's id numbers, and the ids it had not
+ * sent before come with it (encoded, or strings in the rare case, see resultFrame).
+ */
+export type ChildResult = Omit<ChunkResult, "ids" | "times" | "idIndex"> & {
+  times: Float64Array | Uint32Array;
+  idIndex: Uint32Array | Uint16Array;
+  newIds: { count: number; encoded: Uint32Array } | string[];
+};
+
 /** A result from its frame (null for an error frame, whose header says why). */
-export function resultOf(header: ChildReply, payload: Uint8Array): ChunkResult | null {
+export function resultOf(header: ChildReply, payload: Uint8Array): ChildResult | null {
   if (header.type !== "result") return null;
-  const { type: _t, failures: n, ...rest } = header;
-  // copies: typed arrays need aligned offsets
-  const times = new Float64Array(payload.slice(0, 8 * n).buffer);
-  const idIndex = new Uint32Array(payload.slice(8 * n, 12 * n).buffer);
-  const filters = payload.slice(12 * n, 13 * n);
-  return { ...rest, times, idIndex, filters };
+  const { type: _t, failures: n, timeBytes, idBytes, idCount, ids: listed, ...rest } = header;
+  // Views on the frame (FrameReader's frames are 8-byte aligned), copies otherwise.
+  const own = payload.byteOffset % 8 === 0 ? payload : payload.slice();
+  const at = own.byteOffset;
+  const encodedBytes = own.length - n * (timeBytes + idBytes + 1);
+  const times = timeBytes === 4 ? new Uint32Array(own.buffer, at, n) : new Float64Array(own.buffer, at, n);
+  const encoded = new Uint32Array(own.buffer, at + n * timeBytes, encodedBytes / 4);
+  const idAt = at + n * timeBytes + encodedBytes;
+  const idIndex = idBytes === 2 ? new Uint16Array(own.buffer, idAt, n) : new Uint32Array(own.buffer, idAt, n);
+  const filters = own.subarray(own.length - n);
+  const newIds = listed ?? { count: idCount, encoded };
+  return { ...rest, times, idIndex, filters, newIds };
 }
 
 function readFully(buf: Uint8Array): boolean {
@@ -147,6 +262,7 @@ function writeAll(bytes: Uint8Array): void {
 /** Serves tasks from stdin until it closes, then exits. */
 export function runChild(): never {
   let proc: ChunkProcessor | null = null;
+  const known = new Map<string, number>();
   for (let f = readFrame(); f !== null; f = readFrame()) {
     const m = f.header;
     if (m.type === "init") {
@@ -173,7 +289,7 @@ export function runChild(): never {
         });
         result.bytes = m.bytes;
       }
-      writeAll(resultFrame(result));
+      writeAll(resultFrame(result, known));
     } catch (err) {
       writeAll(frame({ type: "error", seq: m.seq, message: (err as Error).message } satisfies ErrorHeader));
     }

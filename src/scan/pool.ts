@@ -13,6 +13,7 @@ import {
   resultOf,
   runChild,
 } from "./child.ts";
+import { type IdTable, IdTranslation } from "./ids.ts";
 import { ChunkProcessor, type ChunkResult, type ScanFilterRef } from "./process.ts";
 import { readRange } from "./ranges.ts";
 
@@ -25,15 +26,27 @@ if (COMPILED && process.env[CHILD_ENV] === "1") runChild();
 
 const encoder = new TextEncoder();
 
+/**
+ * A chunk's result for the replay: `idIndex` holds its source's id numbers, `idMap` turns them
+ * into the run's (IdTable). Arrays are narrower when they can be (see child.ts).
+ */
+export type ScanChunk = Omit<ChunkResult, "ids" | "times" | "idIndex"> & {
+  times: Float64Array | Uint32Array;
+  idIndex: Uint32Array | Uint16Array;
+  idMap: Int32Array;
+};
+
 interface Pending {
   task: ChildTask;
-  resolve: (r: ChunkResult) => void;
+  resolve: (r: ScanChunk) => void;
   reject: (e: Error) => void;
 }
 
 interface Slot {
   proc: Bun.Subprocess<"pipe", "pipe", "inherit">;
   current: Pending | null;
+  /** The child's id numbers → the run's. */
+  ids: IdTranslation;
 }
 
 export class ScanPool {
@@ -43,7 +56,12 @@ export class ScanPool {
   private failed: Error | null = null;
   private closing = false;
 
-  constructor(workers: number, refs: ScanFilterRef[], now: number) {
+  constructor(
+    workers: number,
+    refs: ScanFilterRef[],
+    now: number,
+    private readonly ids: IdTable,
+  ) {
     const cmd = COMPILED
       ? [process.execPath]
       : [process.execPath, fileURLToPath(new URL("./child.ts", import.meta.url))];
@@ -63,7 +81,7 @@ export class ScanPool {
       } catch {
         break; // cannot start processes here: the ones started (or this process) do the work
       }
-      const slot: Slot = { proc, current: null };
+      const slot: Slot = { proc, current: null, ids: new IdTranslation(ids) };
       this.slots.push(slot);
       proc.stdin.write(frame({ type: "init", refs, now }));
       proc.stdin.flush();
@@ -97,8 +115,14 @@ export class ScanPool {
     this.dispatch(); // keep the child busy before anything else
     if (!p) return;
     const r = resultOf(header, payload);
-    if (r) p.resolve(r);
-    else p.reject(new Error((header as { message: string }).message));
+    if (!r) {
+      p.reject(new Error((header as { message: string }).message));
+      return;
+    }
+    const { newIds, ...result } = r;
+    if (Array.isArray(newIds)) slot.ids.extend(newIds);
+    else slot.ids.extendEncoded(newIds.encoded, newIds.count);
+    p.resolve({ ...result, idMap: slot.ids.map });
   }
 
   private dispatch(): void {
@@ -127,24 +151,29 @@ export class ScanPool {
     this.queue.length = 0;
   }
 
-  async submit(task: ChildTask): Promise<ChunkResult> {
+  async submit(task: ChildTask): Promise<ScanChunk> {
     if (this.failed) throw this.failed;
     if (this.local) {
+      let res: ChunkResult;
       if (task.type === "range") {
         const run = this.local.start(task.journal);
         const bytes = readRange(task.path, task.start, task.end, task.prime, (text, owned, ascii) =>
           run.feed(text, owned, ascii),
         );
-        return run.finish(task.seq, bytes);
+        res = run.finish(task.seq, bytes);
+      } else {
+        res = this.local.process(task.seq, task.text, {
+          primeChars: task.primeChars,
+          journal: task.journal,
+        });
+        res.bytes = task.bytes;
       }
-      const res = this.local.process(task.seq, task.text, {
-        primeChars: task.primeChars,
-        journal: task.journal,
-      });
-      res.bytes = task.bytes;
-      return res;
+      const { ids, ...rest } = res;
+      const numbers = new IdTranslation(this.ids);
+      numbers.extend(ids);
+      return { ...rest, idMap: numbers.map };
     }
-    return new Promise<ChunkResult>((resolve, reject) => {
+    return new Promise<ScanChunk>((resolve, reject) => {
       this.queue.push({ task, resolve, reject });
       this.dispatch();
     });

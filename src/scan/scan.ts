@@ -6,12 +6,11 @@
 import { closeSync, createReadStream, openSync, readSync } from "node:fs";
 import { createGunzip } from "node:zlib";
 import type { IncrementPolicy } from "../jail/increment.ts";
-import { JailCore } from "../jail/jail.ts";
 import type { InputFile, InputProblem } from "../source/inputs.ts";
-import { cidrMatcher } from "../util/ip.ts";
-import { ScanPool } from "./pool.ts";
-import type { ChunkResult, ScanFilterRef } from "./process.ts";
+import { type ScanChunk, ScanPool } from "./pool.ts";
+import type { ScanFilterRef } from "./process.ts";
 import { planRanges } from "./ranges.ts";
+import { Replay } from "./replay.ts";
 
 export interface ScanOptions {
   filters: ScanFilterRef[];
@@ -32,6 +31,8 @@ export interface ScanOptions {
   onBan?: (ban: ScanBan) => void;
   /** How many bans to keep in the report (default: all). */
   keepBans?: number;
+  /** How many top offenders to keep in the report (default: all). */
+  keepOffenders?: number;
 }
 
 export interface ScanBan {
@@ -95,18 +96,7 @@ export async function runScan(
   problems: InputProblem[] = [],
 ): Promise<ScanReport> {
   const started = performance.now();
-  const ignore = cidrMatcher(opts.ignoreip);
-  const jails = opts.filters.map(
-    (f) =>
-      new JailCore({
-        name: f.jail,
-        maxretry: opts.maxretry,
-        findtime: opts.findtime,
-        bantime: opts.bantime,
-        ...(opts.increment ? { increment: opts.increment } : {}),
-        ignore: (id) => ignore.size > 0 && ignore.has(id),
-      }),
-  );
+  const replay = new Replay(opts);
   const report: ScanReport = {
     files: [],
     lines: 0,
@@ -126,17 +116,13 @@ export async function runScan(
     offenders: [],
     seconds: 0,
   };
-  const perIp = new Map<string, { failures: number; bans: number }>();
-  const bannedIps = new Set<string>();
-  const keep = opts.keepBans ?? Number.POSITIVE_INFINITY;
   const total = inputs.reduce((s, f) => s + f.size, 0);
   let done = 0;
-  const pool = new ScanPool(opts.workers, opts.filters, opts.now);
+  const pool = new ScanPool(opts.workers, opts.filters, opts.now, replay.ids);
   const chunk = opts.chunkBytes ?? 8 * 1024 * 1024;
   let seq = 0;
-  let sinceCheck = 0;
 
-  const consume = (r: ChunkResult, file: { lines: number; bytes: number }) => {
+  const consume = (r: ScanChunk, file: { lines: number; bytes: number }) => {
     report.lines += r.lines;
     file.lines += r.lines;
     report.noDate += r.noDate;
@@ -146,46 +132,10 @@ export async function runScan(
     if (r.first !== null && (report.first === null || r.first < report.first)) report.first = r.first;
     if (r.last !== null && (report.last === null || r.last > report.last)) report.last = r.last;
     for (let i = 0; i < r.perFilter.length; i++) report.perJail[i]!.failures += r.perFilter[i]!;
-    const ids = r.ids;
-    for (let k = 0; k < r.times.length; k++) {
-      const t = r.times[k]!;
-      if ((opts.since !== undefined && t < opts.since) || (opts.until !== undefined && t > opts.until))
-        continue;
-      const id = ids[r.idIndex[k]!]!;
-      const ji = r.filters[k]!;
-      report.counted++;
-      let o = perIp.get(id);
-      if (!o) perIp.set(id, (o = { failures: 0, bans: 0 }));
-      o.failures++;
-      const v = jails[ji]!.failure({ id, time: t });
-      if (v.kind === "ignored") report.ignored++;
-      else if (v.kind === "ban") {
-        const b = v.ban;
-        o.bans++;
-        report.perJail[ji]!.bans++;
-        const ban: ScanBan = {
-          ip: b.id,
-          jail: b.jail,
-          first: b.firstFailure,
-          time: b.time,
-          failures: b.failures,
-          bantime: b.bantime,
-          unban: b.bantime < 0 ? null : b.time + b.bantime,
-          count: b.count,
-        };
-        report.banCount++;
-        bannedIps.add(ban.ip);
-        if (report.bans.length < keep) report.bans.push(ban);
-        opts.onBan?.(ban);
-      }
-      if (++sinceCheck >= 100000) {
-        sinceCheck = 0;
-        for (const j of jails) j.purge(t);
-      }
-    }
+    replay.chunk(r);
   };
 
-  const inflight: Array<{ p: Promise<ChunkResult>; file: { lines: number; bytes: number } }> = [];
+  const inflight: Array<{ p: Promise<ScanChunk>; file: { lines: number; bytes: number } }> = [];
   const maxInflight = Math.max(2, opts.workers * 2);
   const drainOne = async () => {
     const next = inflight.shift()!;
@@ -249,10 +199,13 @@ export async function runScan(
   } finally {
     pool.close();
   }
-  report.bannedAddresses = bannedIps.size;
-  report.offenders = [...perIp]
-    .map(([ip, o]) => ({ ip, ...o }))
-    .sort((a, b) => b.failures - a.failures || (a.ip < b.ip ? -1 : 1));
+  report.counted = replay.counted;
+  report.ignored = replay.ignored;
+  report.banCount = replay.banCount;
+  report.bans = replay.bans;
+  for (let i = 0; i < report.perJail.length; i++) report.perJail[i]!.bans = replay.bansPerJail[i]!;
+  report.bannedAddresses = replay.ids.bannedCount();
+  report.offenders = replay.ids.offenders(opts.keepOffenders ?? Number.POSITIVE_INFINITY);
   report.seconds = (performance.now() - started) / 1000;
   return report;
 }

@@ -1,0 +1,235 @@
+/**
+ * The failure ids of a scan run, numbered, for the parent's replay: the jails and the counters
+ * index arrays by these numbers instead of hashing strings per failure.
+ *
+ * Children send each id once (see child.ts) as an encoded id: a hash, the UTF-8 length, the UTF-8
+ * bytes padded to whole 32-bit words. The parent finds or adds it by those words (its own hash
+ * table on typed arrays: no string is made, no Map is used, the child did the hashing): this was
+ * the larger part of the parent's work. Names are decoded when something prints them.
+ */
+
+import { dfgOnly } from "./tier.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+const NEWLINE = 10;
+
+/** FNV-1a over 32-bit words (the padded UTF-8 of an id): children and parent agree on it. */
+function hashWords(w: Uint32Array, start: number, n: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < start + n; i++) h = Math.imul(h ^ w[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * Encodes ids as consecutive [hash, UTF-8 length, padded UTF-8 words] records; null when one
+ * cannot be (a newline or a lone surrogate in it: rare `<F-ID>` captures, sent as strings).
+ */
+export function encodeIds(ids: readonly string[]): Uint32Array | null {
+  const text = ids.join("\n");
+  if (!text.isWellFormed() || ids.some((id) => id.includes("\n"))) return null;
+  const bytes = encoder.encode(text);
+  const out = new Uint32Array(2 * ids.length + ((bytes.length + 3 * ids.length) >> 2) + 1);
+  const outBytes = new Uint8Array(out.buffer);
+  let w = 0;
+  let start = 0;
+  for (let i = 0; i < ids.length; i++) {
+    let end = bytes.indexOf(NEWLINE, start);
+    if (end < 0) end = bytes.length;
+    const len = end - start;
+    const n = (len + 3) >> 2;
+    outBytes.set(bytes.subarray(start, end), (w + 2) * 4); // padding stays 0
+    out[w] = hashWords(out, w + 2, n);
+    out[w + 1] = len;
+    w += 2 + n;
+    start = end + 1;
+  }
+  return out.subarray(0, w);
+}
+
+export class IdTable {
+  /** How many ids. */
+  size = 0;
+  /** Failures counted per id (within --since/--until). Replaced when it grows: re-read it. */
+  failures = new Int32Array(1024);
+  /** Bans per id. Replaced when it grows: re-read it. */
+  bans = new Int32Array(1024);
+  private hashes = new Uint32Array(1024);
+  /** Each id's UTF-8 in `words`: first word, byte length. */
+  private starts = new Uint32Array(1024);
+  private lengths = new Uint32Array(1024);
+  private words = new Uint32Array(16 * 1024);
+  private used = 0;
+  /** Open addressing, linear probing: id number + 1, 0 for a free slot. */
+  private slots = new Int32Array(2048);
+  private readonly names: Array<string | undefined> = [];
+  /** Ids that encodeIds cannot take (a newline, a lone surrogate): by string, not in `slots`. */
+  private readonly odd = new Map<string, number>();
+  private readonly oddNumbers = new Set<number>();
+
+  constructor() {
+    dfgOnly(IdTable.prototype.numberOf, IdTable.prototype.same, IdTable.prototype.add);
+  }
+
+  /** The number of the encoded id at `at` in `w` (see encodeIds), a new one the first time. */
+  numberOf(w: Uint32Array, at: number): number {
+    const h = w[at]!;
+    const len = w[at + 1]!;
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    let s = h & mask;
+    for (let v = slots[s]!; v !== 0; v = slots[s]!) {
+      const x = v - 1;
+      if (this.hashes[x] === h && this.lengths[x] === len && this.same(x, w, at + 2, (len + 3) >> 2))
+        return x;
+      s = (s + 1) & mask;
+    }
+    const x = this.add(h, len, w, at + 2);
+    slots[s] = x + 1;
+    if (this.size * 2 > slots.length) this.rehash();
+    return x;
+  }
+
+  /** Numbers the encoded ids in `w` (see encodeIds), in order, into `out` from `at`. */
+  numberAll(w: Uint32Array, out: Int32Array, at: number): number {
+    for (let p = 0; p < w.length; p += 2 + ((w[p + 1]! + 3) >> 2)) out[at++] = this.numberOf(w, p);
+    return at;
+  }
+
+  /** The number of an id given as a string. */
+  numberOfString(id: string): number {
+    const w = encodeIds([id]);
+    if (w !== null) return this.numberOf(w, 0);
+    let x = this.odd.get(id);
+    if (x === undefined) {
+      x = this.add(0, 0, this.words, 0);
+      this.odd.set(id, x);
+      this.oddNumbers.add(x);
+      this.names[x] = id;
+    }
+    return x;
+  }
+
+  name(x: number): string {
+    let n = this.names[x];
+    if (n === undefined) {
+      n = decoder.decode(new Uint8Array(this.words.buffer, this.starts[x]! * 4, this.lengths[x]!));
+      this.names[x] = n;
+    }
+    return n;
+  }
+
+  /** Distinct banned ids. */
+  bannedCount(): number {
+    let n = 0;
+    for (let x = 0; x < this.size; x++) if (this.bans[x]! > 0) n++;
+    return n;
+  }
+
+  /** The ids with failures, most failures first (then by id), the first `limit` of them. */
+  offenders(limit: number): Array<{ ip: string; failures: number; bans: number }> {
+    if (limit <= 0) return [];
+    const { failures, bans } = this;
+    const before = (a: number, b: number) =>
+      failures[b]! - failures[a]! || (this.name(a) < this.name(b) ? -1 : 1);
+    const order: number[] = [];
+    if (limit > 256) {
+      for (let x = 0; x < this.size; x++) if (failures[x]! > 0) order.push(x);
+      order.sort(before);
+      if (order.length > limit) order.length = limit;
+    } else {
+      // The top few of many: one pass keeping the best `limit` in order, no sort of everything.
+      for (let x = 0; x < this.size; x++) {
+        if (failures[x]! === 0) continue;
+        if (order.length === limit && before(x, order[limit - 1]!) > 0) continue;
+        let at = order.length;
+        while (at > 0 && before(x, order[at - 1]!) < 0) at--;
+        order.splice(at, 0, x);
+        if (order.length > limit) order.pop();
+      }
+    }
+    return order.map((x) => ({ ip: this.name(x), failures: failures[x]!, bans: bans[x]! }));
+  }
+
+  private same(x: number, w: Uint32Array, from: number, n: number): boolean {
+    const own = this.words;
+    const s = this.starts[x]!;
+    for (let i = 0; i < n; i++) if (own[s + i] !== w[from + i]) return false;
+    return true;
+  }
+
+  private add(h: number, len: number, w: Uint32Array, from: number): number {
+    const x = this.size++;
+    if (x === this.hashes.length) this.grow();
+    const n = (len + 3) >> 2;
+    if (this.used + n > this.words.length) {
+      const more = new Uint32Array(Math.max(this.words.length * 2, this.used + n));
+      more.set(this.words.subarray(0, this.used));
+      this.words = more;
+    }
+    const own = this.words;
+    const at = this.used;
+    for (let i = 0; i < n; i++) own[at + i] = w[from + i]!;
+    this.hashes[x] = h;
+    this.starts[x] = at;
+    this.lengths[x] = len;
+    this.used += n;
+    return x;
+  }
+
+  private grow(): void {
+    const n = this.hashes.length * 2;
+    const more = <T extends Uint32Array | Int32Array>(a: T, b: T): T => {
+      b.set(a);
+      return b;
+    };
+    this.hashes = more(this.hashes, new Uint32Array(n));
+    this.starts = more(this.starts, new Uint32Array(n));
+    this.lengths = more(this.lengths, new Uint32Array(n));
+    this.failures = more(this.failures, new Int32Array(n));
+    this.bans = more(this.bans, new Int32Array(n));
+  }
+
+  private rehash(): void {
+    const slots = new Int32Array(this.slots.length * 2);
+    const mask = slots.length - 1;
+    for (let x = 0; x < this.size; x++) {
+      if (this.oddNumbers.has(x)) continue;
+      let s = this.hashes[x]! & mask;
+      while (slots[s] !== 0) s = (s + 1) & mask;
+      slots[s] = x + 1;
+    }
+    this.slots = slots;
+  }
+}
+
+/**
+ * A source's own id numbering (a child's: its results number ids in the order it first sends
+ * them) → the run's numbers.
+ */
+export class IdTranslation {
+  /** Source number → run number; replaced when it grows (results keep the one they were given). */
+  map = new Int32Array(1024);
+  private count = 0;
+
+  constructor(private readonly table: IdTable) {}
+
+  /** Takes the source's next n ids, encoded (see encodeIds). */
+  extendEncoded(w: Uint32Array, n: number): void {
+    this.reserve(n);
+    this.count = this.table.numberAll(w, this.map, this.count);
+  }
+
+  /** Takes the source's next ids. */
+  extend(ids: readonly string[]): void {
+    this.reserve(ids.length);
+    for (const id of ids) this.map[this.count++] = this.table.numberOfString(id);
+  }
+
+  private reserve(n: number): void {
+    if (this.count + n <= this.map.length) return;
+    const m = new Int32Array(Math.max(this.map.length * 2, this.count + n));
+    m.set(this.map.subarray(0, this.count));
+    this.map = m;
+  }
+}

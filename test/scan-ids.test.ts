@@ -1,0 +1,217 @@
+/**
+ * The parent side of `scan`: ids numbered once per run whatever child sends them, frames cut
+ * anywhere by the pipe, and JailCore on numbered ids (arrays) deciding exactly as on strings
+ * (Maps).
+ */
+import { describe, expect, test } from "bun:test";
+import { DenseIdMap } from "../src/jail/idmap.ts";
+import { type BanDecision, JailCore } from "../src/jail/jail.ts";
+import { type ChildReply, FrameReader, frame, resultFrame, resultOf } from "../src/scan/child.ts";
+import { encodeIds, IdTable, IdTranslation } from "../src/scan/ids.ts";
+import type { ChunkResult } from "../src/scan/process.ts";
+
+const ODD_IDS = ["192.0.2.1", "2001:db8::1", "", "\uFEFFbom", "häßlich-ünicode", "a".repeat(300), "x\ny"];
+
+function chunk(ids: string[], idIndex: number[], seq = 0): ChunkResult {
+  return {
+    seq,
+    lines: idIndex.length,
+    bytes: 100,
+    noDate: 0,
+    binary: 0,
+    invalid: 0,
+    perFilter: [idIndex.length],
+    ids,
+    idIndex: Uint32Array.from(idIndex),
+    times: Float64Array.from(idIndex, (_, k) => 1000 + k),
+    filters: new Uint8Array(idIndex.length),
+    first: 1000,
+    last: 1000 + idIndex.length - 1,
+  };
+}
+
+/** A result as the parent gets it from a child's frame, its ids numbered through `tr`. */
+function viaFrame(bytes: Uint8Array, tr: IdTranslation, table: IdTable): { ids: string[]; times: number[] } {
+  const reader = new FrameReader();
+  reader.push(bytes);
+  const f = reader.next()!;
+  const r = resultOf(f.header as ChildReply, f.payload)!;
+  if (Array.isArray(r.newIds)) tr.extend(r.newIds);
+  else tr.extendEncoded(r.newIds.encoded, r.newIds.count);
+  return {
+    ids: [...r.idIndex].map((i) => table.name(tr.map[i]!)),
+    times: [...r.times],
+  };
+}
+
+describe("scan ids", () => {
+  test("one number per id across children and chunks; names come back exactly", () => {
+    const table = new IdTable();
+    const a = new IdTranslation(table);
+    const b = new IdTranslation(table);
+    const knownA = new Map<string, number>();
+    const knownB = new Map<string, number>();
+    const ids = ODD_IDS.filter((id) => !id.includes("\n"));
+    // child A sends all, child B the same ids in another order, over two chunks each
+    const r1 = viaFrame(resultFrame(chunk(ids.slice(0, 3), [0, 1, 2, 1]), knownA), a, table);
+    const r2 = viaFrame(resultFrame(chunk(ids, [5, 3, 0, 4]), knownA), a, table);
+    const r3 = viaFrame(resultFrame(chunk([...ids].reverse(), [0, 1, 2, 3, 4, 5]), knownB), b, table);
+    const pick = (...at: number[]) => at.map((i) => ids[i]!);
+    expect(r1.ids).toEqual(pick(0, 1, 2, 1));
+    expect(r2.ids).toEqual(pick(5, 3, 0, 4));
+    expect(r3.ids).toEqual([...ids].reverse());
+    expect(r2.times).toEqual([1000, 1001, 1002, 1003]);
+    expect(table.size).toBe(ids.length);
+    for (const id of ids) expect(table.name(table.numberOfString(id))).toBe(id);
+  });
+
+  test("ids that cannot be encoded (newline, lone surrogate) go as strings, and still match", () => {
+    expect(encodeIds(["a", "x\ny"])).toBeNull();
+    expect(encodeIds(["a", "\uD800z"])).toBeNull();
+    const table = new IdTable();
+    const tr = new IdTranslation(table);
+    const known = new Map<string, number>();
+    const odd = ["192.0.2.1", "x\ny", "\uD800z"];
+    const r = viaFrame(resultFrame(chunk(odd, [2, 1, 0]), known), tr, table);
+    expect(r.ids).toEqual(["\uD800z", "x\ny", "192.0.2.1"]);
+    expect(table.numberOfString("192.0.2.1")).toBe(tr.map[0]!);
+    expect(table.numberOfString("\uD800z")).toBe(tr.map[2]!);
+    expect(table.size).toBe(3);
+  });
+
+  test("results keep fractional times and large id numbers exactly (wider arrays)", () => {
+    const table = new IdTable();
+    const tr = new IdTranslation(table);
+    const known = new Map<string, number>();
+    for (let i = 0; i < 70000; i++) known.set(`old${i}`, i); // this child sent many already
+    tr.extend([...known.keys()]);
+    const c = chunk(["a", "b"], [1, 0, 1]);
+    c.times = Float64Array.from([1.5, -3, 2 ** 33]);
+    const r = viaFrame(resultFrame(c, known), tr, table);
+    expect(r.ids).toEqual(["b", "a", "b"]);
+    expect(r.times).toEqual([1.5, -3, 2 ** 33]);
+  });
+
+  test("many ids: the table grows and rehashes without losing any", () => {
+    const table = new IdTable();
+    const ids = Array.from({ length: 20000 }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`);
+    const first = ids.map((id) => table.numberOfString(id));
+    expect(new Set(first).size).toBe(ids.length);
+    const encoded = encodeIds(ids)!;
+    const out = new Int32Array(ids.length);
+    table.numberAll(encoded, out, 0);
+    expect([...out]).toEqual(first);
+    expect(table.name(first[12345]!)).toBe(ids[12345]!);
+  });
+
+  test("offenders: the top N of a full sort by failures, then id", () => {
+    const table = new IdTable();
+    const ids = Array.from({ length: 500 }, (_, i) => `198.51.100.${i % 250}-${i}`);
+    for (const [i, id] of ids.entries()) {
+      const x = table.numberOfString(id);
+      table.failures[x] = (i * 7919) % 13; // ties, and ids without failures
+      table.bans[x] = i % 3 === 0 ? 1 : 0;
+    }
+    const all = table.offenders(Number.POSITIVE_INFINITY);
+    const expected = ids
+      .map((id) => ({ ip: id, x: table.numberOfString(id) }))
+      .filter((o) => table.failures[o.x]! > 0)
+      .map((o) => ({ ip: o.ip, failures: table.failures[o.x]!, bans: table.bans[o.x]! }))
+      .sort((a, b) => b.failures - a.failures || (a.ip < b.ip ? -1 : 1));
+    expect(all).toEqual(expected);
+    expect(table.offenders(10)).toEqual(expected.slice(0, 10));
+    expect(table.offenders(300)).toEqual(expected.slice(0, 300));
+    expect(table.offenders(0)).toEqual([]);
+    expect(table.bannedCount()).toBe(ids.filter((_, i) => i % 3 === 0).length);
+  });
+});
+
+describe("frames", () => {
+  test("frames cut anywhere come out whole, their payload 8-byte aligned", () => {
+    const frames = [
+      frame({ type: "a", n: 1 }, [new Uint8Array([1, 2, 3])]),
+      frame({ type: "b", pad: "xyz" }, [new Uint8Array(1000).fill(7)]),
+      frame({ type: "c" }),
+    ];
+    const all = new Uint8Array(frames.reduce((s, f) => s + f.length, 0));
+    let at = 0;
+    for (const f of frames) {
+      all.set(f, at);
+      at += f.length;
+    }
+    for (const [step, offset] of [1, 3, 7, 64, all.length].flatMap((n) => [
+      [n, 0],
+      [n, 1],
+    ])) {
+      const reader = new FrameReader();
+      const got: Array<{ header: unknown; payload: Uint8Array }> = [];
+      for (let i = 0; i < all.length; i += step!) {
+        // chunks at an odd offset of their buffer too, as a pipe may give
+        const piece = all.subarray(i, Math.min(all.length, i + step!));
+        const buf = new Uint8Array(piece.length + offset!);
+        buf.set(piece, offset);
+        reader.push(buf.subarray(offset));
+        for (let f = reader.next(); f !== null; f = reader.next()) got.push(f);
+      }
+      expect(got.map((f) => f.header)).toEqual([
+        { type: "a", n: 1 },
+        { type: "b", pad: "xyz" },
+        { type: "c" },
+      ]);
+      expect([...got[0]!.payload]).toEqual([1, 2, 3]);
+      expect(got[1]!.payload.length).toBe(1000);
+      expect(got[2]!.payload.length).toBe(0);
+      for (const f of got) expect(f.payload.byteOffset % 8).toBe(0);
+    }
+  });
+});
+
+describe("JailCore on numbered ids", () => {
+  test("arrays (DenseIdMap) decide exactly as Maps, purges and out-of-order times included", () => {
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const policy = { name: "j", maxretry: 3, findtime: 600, bantime: 300 };
+    const byString = new JailCore(policy);
+    const byNumber = new JailCore<number>(policy, undefined, () => new DenseIdMap());
+    const show = (b: BanDecision<string | number>) =>
+      `${b.id}@${b.time} ${b.failures} ${b.firstFailure} ${b.count}`;
+    let t = 0;
+    for (let i = 0; i < 20000; i++) {
+      t += rnd(20) - 3; // mostly forward, sometimes back
+      const x = rnd(50);
+      const a = byString.failure({ id: `id${x}`, time: t });
+      const b = byNumber.failure({ id: x, time: t });
+      expect(b.kind).toBe(a.kind);
+      if (a.kind === "ban" && b.kind === "ban")
+        expect(show(b.ban).slice(String(x).length)).toBe(show(a.ban).slice(`id${x}`.length));
+      if (a.kind === "banned-already" && b.kind === "banned-already") expect(b.until).toBe(a.until);
+      if (i % 997 === 0) {
+        byString.purge(t);
+        byNumber.purge(t);
+        expect(byNumber.failuresNow).toBe(byString.failuresNow);
+      }
+    }
+    expect(byNumber.failuresTotal).toBe(byString.failuresTotal);
+    expect(byNumber.bansTotal).toBe(byString.bansTotal);
+    expect(byString.bansTotal).toBeGreaterThan(100);
+  });
+
+  test("shared verdicts are frozen; a ban's lines are its own", () => {
+    const j = new JailCore({ name: "j", maxretry: 2, findtime: 600, bantime: 600 });
+    const v = j.failure({ id: "a", time: 0, matches: ["l1"] });
+    expect(Object.isFrozen(v)).toBe(true);
+    const ban = j.failure({ id: "a", time: 1, matches: ["l2"] });
+    expect(ban.kind).toBe("ban");
+    if (ban.kind !== "ban") return;
+    expect(ban.ban.matches).toEqual(["l1", "l2"]);
+    const again = j.failure({ id: "a", time: 2, matches: ["l3"] });
+    expect(again.kind).toBe("banned-already");
+    expect(Object.isFrozen(again)).toBe(true);
+    j.unban("a");
+    j.failure({ id: "a", time: 3, matches: ["l4"] });
+    expect(ban.ban.matches).toEqual(["l1", "l2"]);
+  });
+});

@@ -160,3 +160,24 @@ describe.skipIf(!nativeAvailable())("a chunk scanned from bytes as from text", (
     });
   }
 });
+
+test("the ids a run keeps do not keep the blocks they were read from alive", () => {
+  const { heapStats } = require("bun:jsc") as typeof import("bun:jsc");
+  const proc = new ChunkProcessor([{ ref: "sshd", jail: "j" }], NOW);
+  const kept: string[] = [];
+  const filler = ` gw CRON[1]: ${"x".repeat(1000)}\n`.repeat(1000);
+  for (let b = 0; b < 40; b++) {
+    // a block of about 1 MB with one failure from an address of its own
+    const block = `Mar  1 10:00:00 gw sshd[9]: Failed password for root from 198.${b + 100}.123.234 port 22 ssh2\n${filler.replaceAll(" gw", "Mar  1 10:00:00 gw")}`;
+    const run = proc.start(false);
+    run.feed(Buffer.from(block, "latin1"), true, true);
+    run.feed(block, true, true);
+    kept.push(...run.finish(b, 0).ids);
+  }
+  Bun.gc(true);
+  expect(kept.length).toBe(40);
+  // 40 MB of text went through; what is live is the ids and the matchers, not the blocks (a
+  // substring of more than a few characters shares its text in JavaScriptCore)
+  const { heapSize, extraMemorySize } = heapStats();
+  expect(heapSize + extraMemorySize).toBeLessThan(20e6);
+});

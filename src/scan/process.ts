@@ -71,9 +71,14 @@ export function journalRecord(line: string): JournalLine | null {
 
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
-/** A copy of a short string that does not keep the text it was cut from alive. */
+/**
+ * A copy of a short string that does not keep the text it was cut from alive (a block of the
+ * log, a megabyte). Not `(" " + s).slice(1)`: JavaScriptCore cuts that from the rope's second
+ * half, which is `s` itself, still pointing into the block. A JSON round trip always makes a
+ * new string, lone surrogates included.
+ */
 function detach(s: string): string {
-  return ` ${s}`.slice(1);
+  return JSON.parse(JSON.stringify(s)) as string;
 }
 
 /**

@@ -207,6 +207,16 @@ describe("scan", () => {
       expect(j.lines).toBe(1000000);
       expect(j.failures).toBe(want);
       expect(want).toBeGreaterThan(300000);
+      // the same report, every ban included, when JavaScript alone matches (no PCRE2)
+      const js = await runCli(
+        ["scan", big, "-f", "sshd", "-o", "json", "--now", String(Date.UTC(2026, 5, 1) / 1000)],
+        {
+          env: { FAIL2TS_NO_PCRE: "1" },
+        },
+      );
+      const strip = (o: Record<string, unknown>) => JSON.stringify({ ...o, seconds: 0 });
+      expect(strip(JSON.parse(js.stdout))).toBe(strip(j));
+      expect(j.bans.length).toBeGreaterThan(1000);
     },
     120000,
   );

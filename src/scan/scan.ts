@@ -75,6 +75,8 @@ export interface ScanReport {
 }
 
 const PRIME_BYTES = 256 * 1024;
+const MIN_CHUNK = 8 * 1024 * 1024;
+const MAX_CHUNK = 32 * 1024 * 1024;
 
 function sniffJournal(path: string): boolean {
   if (path === "-") return false;
@@ -119,7 +121,7 @@ export async function runScan(
   const total = inputs.reduce((s, f) => s + f.size, 0);
   let done = 0;
   const pool = new ScanPool(opts.workers, opts.filters, opts.now, replay.ids);
-  const chunk = opts.chunkBytes ?? 8 * 1024 * 1024;
+  const chunk = opts.chunkBytes ?? MIN_CHUNK;
   let seq = 0;
 
   const consume = (r: ScanChunk, file: { lines: number; bytes: number }) => {
@@ -157,7 +159,12 @@ export async function runScan(
       report.files.push(entry);
       const journal = sniffJournal(input.path);
       if (!input.gzip && input.path !== "-") {
-        for (const r of planRanges(input.size, chunk, PRIME_BYTES)) {
+        // A chunk costs a fresh start (sessions, id tables, re-read lead-in): as few as keep
+        // every worker busy to the end (two each), within 8-32 MB (progress, memory per result).
+        const fileChunk =
+          opts.chunkBytes ??
+          Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, Math.ceil(input.size / (2 * Math.max(1, opts.workers)))));
+        for (const r of planRanges(input.size, fileChunk, PRIME_BYTES)) {
           inflight.push({
             p: pool.submit({
               type: "range",

@@ -300,15 +300,20 @@ function startsWithBytes(buf: Uint8Array, at: number, end: number, lit: Uint8Arr
   return true;
 }
 
+/** Bytes [a, b) of an ASCII buffer as a string of its own. */
+function latin1(buf: Buffer, a: number, b: number): string {
+  return (buf as Buffer & { latin1Slice(a: number, b: number): string }).latin1Slice(a, b);
+}
+
 /** The match array the dict builders read: the named groups' texts, by number. */
-function groupTexts(text: string, at: number, e: NativeEntry): RegExpExecArray {
+function groupTexts(buf: Buffer, at: number, e: NativeEntry): RegExpExecArray {
   const m = new Array<string | undefined>(e.size) as unknown as RegExpExecArray;
   const ov = e.rx.ov;
   const named = e.named;
   for (let k = 0; k < named.length; k++) {
     const g = named[k]!;
     const a = ov[4 * g]!;
-    if (a !== UNSET) m[g] = text.slice(at + a, at + ov[4 * g + 2]!);
+    if (a !== UNSET) m[g] = latin1(buf, at + a, at + ov[4 * g + 2]!);
   }
   return m;
 }
@@ -472,12 +477,12 @@ export class FilterMatcher {
    * runs them on the bytes (see native.ts), with the same results; anything else goes through
    * processLine.
    */
-  processBytes(buf: Buffer, base: number, text: string, s: number, e: number): LineResult {
+  processBytes(buf: Buffer, base: number, s: number, e: number): LineResult {
     if (this.nativeRx === undefined) this.nativeRx = this.fast && this.lean ? nativeForm(this.filter) : null;
     const nat = this.nativeRx;
     const dm = nat === null ? undefined : this.filter.dates.matchBytes(buf, s, e);
     if (nat === null || dm === undefined || Number.isNaN(dm.time))
-      return this.processLine(text.slice(s, e), undefined, true);
+      return this.processLine(latin1(buf, s, e), undefined, true);
     const time = dm.time;
     const template = dm.template;
     this.lastTime = time;
@@ -491,7 +496,7 @@ export class FilterMatcher {
       const rc = pref.rx.match(base, off, e - off);
       if (rc < 0) {
         if (rc === NO_MATCH) return this.result(time, template, -1, null, false, null);
-        return this.processLine(text.slice(s, e), undefined, true); // PCRE2 gave up: JavaScript decides
+        return this.processLine(latin1(buf, s, e), undefined, true); // PCRE2 gave up: JavaScript decides
       }
       const ov = pref.rx.ov;
       const ci = this.content;
@@ -505,7 +510,7 @@ export class FilterMatcher {
         }
         break;
       }
-      pm = groupTexts(text, off, pref);
+      pm = groupTexts(buf, off, pref);
     }
     const c0 = cs < ce ? buf[cs]! : 128;
     const list = c0 < 128 ? this.cands[c0]! : this.every;
@@ -520,9 +525,9 @@ export class FilterMatcher {
       }
       const rc = rx.rx.match(base, cs, ce - cs);
       if (rc === NO_MATCH) continue;
-      if (rc < 0) return this.processLine(text.slice(s, e), undefined, true);
-      const m = groupTexts(text, cs, rx);
-      if (this.filter.ignore.length > 0 && this.ignored(text.slice(cs, ce), { matched: [], unmatched: [] }))
+      if (rc < 0) return this.processLine(latin1(buf, s, e), undefined, true);
+      const m = groupTexts(buf, cs, rx);
+      if (this.filter.ignore.length > 0 && this.ignored(latin1(buf, cs, ce), { matched: [], unmatched: [] }))
         return this.result(time, template, i, null, true, null);
       return this.conclude(this.builds[i]!(m, pm), i, NO_LINES, time, template);
     }

@@ -202,7 +202,6 @@ export class ChunkRun {
     const nf = matchers.length;
     const len = buf.length;
     const base = ptr(buf);
-    const text = buf.toString("latin1"); // for the few strings matches are made of
     const nul = buf.indexOf(0) >= 0;
     let pos = 0;
     while (pos < len) {
@@ -223,7 +222,7 @@ export class ChunkRun {
       }
       let dated = false;
       for (let i = 0; i < nf; i++)
-        if (this.record(matchers[i]!.processBytes(buf, base, text, start, stop), i, owned)) dated = true;
+        if (this.record(matchers[i]!.processBytes(buf, base, start, stop), i, owned)) dated = true;
       if (owned && !dated) this.noDate++;
     }
   }

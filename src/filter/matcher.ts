@@ -252,8 +252,11 @@ interface NativeEntry {
   rx: NativeRegex;
   /** Groups the dict builders read (the named ones), by number. */
   named: Int32Array;
-  /** Size of the match array the builders are given. */
-  size: number;
+  /**
+   * The match array the builders are given, filled anew by each match (the builders copy what
+   * they read into the dict at once): one array per regex, not one per line.
+   */
+  groups: RegExpExecArray;
   /** RegexInfo.lits as bytes: one of them starts every match; null: no constraint. */
   lits: Uint8Array[] | null;
 }
@@ -274,7 +277,7 @@ function nativeEntry(rx: CompiledRegex): NativeEntry | null {
   return {
     rx: n,
     named: Int32Array.from(named),
-    size: info.groups.length,
+    groups: new Array<string | undefined>(info.groups.length).fill(undefined) as unknown as RegExpExecArray,
     lits: info.lits === null ? null : info.lits.map((l) => Buffer.from(l, "latin1")),
   };
 }
@@ -307,15 +310,15 @@ function latin1(buf: Buffer, a: number, b: number): string {
 
 /** The match array the dict builders read: the named groups' texts, by number. */
 function groupTexts(buf: Buffer, at: number, e: NativeEntry): RegExpExecArray {
-  const m = new Array<string | undefined>(e.size) as unknown as RegExpExecArray;
+  const m = e.groups as unknown as Array<string | undefined>;
   const ov = e.rx.ov;
   const named = e.named;
   for (let k = 0; k < named.length; k++) {
     const g = named[k]!;
     const a = ov[4 * g]!;
-    if (a !== UNSET) m[g] = latin1(buf, at + a, at + ov[4 * g + 2]!);
+    m[g] = a === UNSET ? undefined : latin1(buf, at + a, at + ov[4 * g + 2]!);
   }
-  return m;
+  return e.groups;
 }
 
 interface Session {

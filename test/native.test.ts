@@ -185,3 +185,21 @@ test("the ids a run keeps do not keep the blocks they were read from alive", () 
   // substring of more than a few characters shares its text in JavaScriptCore)
   expect(live() - before).toBeLessThan(10e6);
 });
+
+test("a chunk handed over as bytes (gzip, stdin) gives what its text gives, lead-in and all", () => {
+  const proc = new ChunkProcessor([{ ref: "sshd", jail: "j" }], NOW);
+  const log = authLog(3000);
+  const lines = log.split("\n");
+  const prime = `${lines.slice(0, 500).join("\n")}\n`;
+  const body = `${lines.slice(500).join("\n")}`;
+  for (const text of [
+    prime + body,
+    `${prime}Mar  1 10:00:00 gw sshd[1]: Failed password for jürgen from 192.0.2.7 port 1 ssh2\n${body}`,
+  ]) {
+    const data = Buffer.from(text, "utf8");
+    const want = proc.process(0, text, { primeChars: prime.length });
+    const got = proc.processBytes(0, data, Buffer.byteLength(prime), false);
+    expect(got.times.length).toBeGreaterThan(100);
+    expect(got).toEqual(want);
+  }
+});

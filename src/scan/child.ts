@@ -18,13 +18,13 @@ export const CHILD_ENV = "FAIL2TS_SCAN_CHILD";
 export type ChildRequest =
   | { type: "init"; refs: ScanFilterRef[]; now: number }
   | { type: "range"; seq: number; path: string; start: number; end: number; prime: number; journal: boolean }
-  /** The payload is the text, UTF-8. */
-  | { type: "text"; seq: number; primeChars: number; bytes: number; journal: boolean };
+  /** The payload is the lines, UTF-8, the first `primeBytes` of them only priming sessions. */
+  | { type: "text"; seq: number; primeBytes: number; bytes: number; journal: boolean };
 
 /** Task without its text (the payload), as sent. */
 export type ChildTask =
   | Exclude<ChildRequest, { type: "init" | "text" }>
-  | (Extract<ChildRequest, { type: "text" }> & { text: string });
+  | (Extract<ChildRequest, { type: "text" }> & { data: Buffer });
 
 /**
  * Header of a result. The payload holds times, the ids this child had not sent before (encoded
@@ -283,10 +283,8 @@ export function runChild(): never {
         );
         result = run.finish(m.seq, bytes);
       } else {
-        result = proc.process(m.seq, decoder.decode(f.payload), {
-          primeChars: m.primeChars,
-          journal: m.journal,
-        });
+        const data = Buffer.from(f.payload.buffer, f.payload.byteOffset, f.payload.length);
+        result = proc.processBytes(m.seq, data, m.primeBytes, m.journal);
         result.bytes = m.bytes;
       }
       writeAll(resultFrame(result, known));

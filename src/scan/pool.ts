@@ -24,8 +24,6 @@ const COMPILED = Bun.main.startsWith("/$bunfs/");
 // (this module is evaluated before the CLI's code).
 if (COMPILED && process.env[CHILD_ENV] === "1") runChild();
 
-const encoder = new TextEncoder();
-
 /**
  * A chunk's result for the replay: `idIndex` holds its source's id numbers, `idMap` turns them
  * into the run's (IdTable). Arrays are narrower when they can be (see child.ts).
@@ -133,8 +131,8 @@ export class ScanPool {
       slot.current = p;
       const t = p.task;
       if (t.type === "text") {
-        const { text, ...header } = t;
-        slot.proc.stdin.write(frame(header, [encoder.encode(text)]));
+        const { data, ...header } = t;
+        slot.proc.stdin.write(frame(header, [data]));
       } else slot.proc.stdin.write(frame(t));
       slot.proc.stdin.flush();
     }
@@ -162,10 +160,7 @@ export class ScanPool {
         );
         res = run.finish(task.seq, bytes);
       } else {
-        res = this.local.process(task.seq, task.text, {
-          primeChars: task.primeChars,
-          journal: task.journal,
-        });
+        res = this.local.processBytes(task.seq, task.data, task.primeBytes, task.journal);
         res.bytes = task.bytes;
       }
       const { ids, ...rest } = res;

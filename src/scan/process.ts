@@ -4,6 +4,7 @@
  * FilterMatcher as regex-test and the daemon.
  */
 import { ptr } from "bun:ffi";
+import { isAscii } from "node:buffer";
 import { type CompiledFilter, FilterMatcher, type LineResult, openFilter } from "../filter/index.ts";
 import { nativeAvailable } from "../filter/native.ts";
 import { parseIPv4 } from "../util/ip.ts";
@@ -201,6 +202,7 @@ export class ChunkRun {
     const matchers = this.matchers;
     const nf = matchers.length;
     const len = buf.length;
+    if (len === 0) return; // no pointer to nothing
     const base = ptr(buf);
     const nul = buf.indexOf(0) >= 0;
     let pos = 0;
@@ -287,6 +289,21 @@ export class ChunkProcessor {
       });
     }
     return new ChunkRun(journal ? this.journalFilters! : this.filters, journal, this.now);
+  }
+
+  /**
+   * One chunk given as UTF-8 bytes (gzip and stdin, read by the parent), the first `primeBytes`
+   * of which (whole lines) only prime the sessions. Pure ASCII goes the bytes' way (see feed).
+   */
+  processBytes(seq: number, bytes: Buffer, primeBytes: number, journal: boolean): ChunkResult {
+    if (journal || !isAscii(bytes)) {
+      const primeChars = primeBytes > 0 ? decoder.decode(bytes.subarray(0, primeBytes)).length : 0;
+      return this.process(seq, decoder.decode(bytes), { primeChars, journal });
+    }
+    const run = this.start(false);
+    if (primeBytes > 0) run.feed(bytes.subarray(0, primeBytes), false, true);
+    run.feed(bytes.subarray(primeBytes), true, true);
+    return run.finish(seq, 0);
   }
 
   /** One chunk given as text: the first `primeChars` characters only prime the sessions. */

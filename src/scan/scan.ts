@@ -120,7 +120,14 @@ export async function runScan(
   };
   const total = inputs.reduce((s, f) => s + f.size, 0);
   let done = 0;
-  const pool = new ScanPool(opts.workers, opts.filters, opts.now, replay.ids);
+  const plain = inputs.every((f) => !f.gzip && f.path !== "-");
+  const pool = new ScanPool(
+    opts.workers,
+    opts.filters,
+    opts.now,
+    replay.ids,
+    plain ? total / Math.max(1, opts.workers) : 0,
+  );
   const chunk = opts.chunkBytes ?? MIN_CHUNK;
   let seq = 0;
 

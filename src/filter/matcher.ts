@@ -259,6 +259,8 @@ interface NativeEntry {
   groups: RegExpExecArray;
   /** RegexInfo.lits as bytes: one of them starts every match; null: no constraint. */
   lits: Uint8Array[] | null;
+  /** The named groups' offsets of a match, kept (see keep): start, end per group. */
+  kept: Uint32Array;
 }
 
 /** The filter's regexes in PCRE2 form: all of them, or the filter does not run natively. */
@@ -267,16 +269,18 @@ interface NativeForm {
   fail: NativeEntry[];
 }
 
-function nativeEntry(rx: CompiledRegex): NativeEntry | null {
+/** `skip`: names the builders never read (the prefregex's content). */
+function nativeEntry(rx: CompiledRegex, skip = ""): NativeEntry | null {
   const info = rx.info;
   if (info.numbered === null) return null;
   const n = nativeRegex(info.numbered, rx.re.flags.replace("u", ""), info);
   if (n === null) return null;
   const named: number[] = [];
-  for (const idx of namedGroups(rx).values()) named.push(...idx);
+  for (const [name, idx] of namedGroups(rx)) if (name !== skip) named.push(...idx);
   return {
     rx: n,
     named: Int32Array.from(named),
+    kept: new Uint32Array(2 * named.length),
     groups: new Array<string | undefined>(info.groups.length).fill(undefined) as unknown as RegExpExecArray,
     lits: info.lits === null ? null : info.lits.map((l) => Buffer.from(l, "latin1")),
   };
@@ -285,7 +289,7 @@ function nativeEntry(rx: CompiledRegex): NativeEntry | null {
 /** The native form of a single-line filter on the fast path, or null (see processBytes). */
 function nativeForm(filter: CompiledFilter): NativeForm | null {
   if (filter.journal || filter.dates.none) return null;
-  const pref = filter.pref ? nativeEntry(filter.pref) : null;
+  const pref = filter.pref ? nativeEntry(filter.pref, "content") : null;
   if (filter.pref && pref === null) return null;
   const fail: NativeEntry[] = [];
   for (const rx of filter.fail) {
@@ -306,6 +310,33 @@ function startsWithBytes(buf: Uint8Array, at: number, end: number, lit: Uint8Arr
 /** Bytes [a, b) of an ASCII buffer as a string of its own. */
 function latin1(buf: Buffer, a: number, b: number): string {
   return (buf as Buffer & { latin1Slice(a: number, b: number): string }).latin1Slice(a, b);
+}
+
+/**
+ * Keeps the named groups' offsets of the last match, to make their strings later (the
+ * prefregex's, only when a failregex matches too: most lines need none of them).
+ */
+function keep(e: NativeEntry): void {
+  const ov = e.rx.ov;
+  const named = e.named;
+  const kept = e.kept;
+  for (let k = 0; k < named.length; k++) {
+    const g = named[k]!;
+    kept[2 * k] = ov[4 * g]!;
+    kept[2 * k + 1] = ov[4 * g + 2]!;
+  }
+}
+
+/** groupTexts from the offsets kept by keep. */
+function keptTexts(buf: Buffer, at: number, e: NativeEntry): RegExpExecArray {
+  const m = e.groups as unknown as Array<string | undefined>;
+  const named = e.named;
+  const kept = e.kept;
+  for (let k = 0; k < named.length; k++) {
+    const a = kept[2 * k]!;
+    m[named[k]!] = a === UNSET ? undefined : latin1(buf, at + a, at + kept[2 * k + 1]!);
+  }
+  return e.groups;
 }
 
 /** The match array the dict builders read: the named groups' texts, by number. */
@@ -493,7 +524,6 @@ export class FilterMatcher {
     // as findSingle, with offsets into the bytes
     let cs = off;
     let ce = e;
-    let pm: RegExpExecArray | null = null;
     const pref = nat.pref;
     if (pref !== null) {
       const rc = pref.rx.match(base, off, e - off);
@@ -513,7 +543,7 @@ export class FilterMatcher {
         }
         break;
       }
-      pm = groupTexts(buf, off, pref);
+      keep(pref);
     }
     const c0 = cs < ce ? buf[cs]! : 128;
     const list = c0 < 128 ? this.cands[c0]! : this.every;
@@ -532,6 +562,7 @@ export class FilterMatcher {
       const m = groupTexts(buf, cs, rx);
       if (this.filter.ignore.length > 0 && this.ignored(latin1(buf, cs, ce), { matched: [], unmatched: [] }))
         return this.result(time, template, i, null, true, null);
+      const pm = pref === null ? null : keptTexts(buf, off, pref);
       return this.conclude(this.builds[i]!(m, pm), i, NO_LINES, time, template);
     }
     return this.result(time, template, -1, null, false, null);

@@ -439,14 +439,7 @@ export class FilterMatcher {
     fields: {},
     matches: NO_LINES,
   };
-  private readonly leanResult: LineResult = {
-    time: null,
-    dateTemplate: null,
-    failure: null,
-    regex: -1,
-    ignored: false,
-    invalidHost: null,
-  };
+  private readonly leanResult: LineResult = { ...EMPTY };
 
   constructor(
     readonly filter: CompiledFilter,

@@ -64,7 +64,7 @@ export function scanCommand() {
     .option("--until <time>", "only failures at or before this time", timeArg)
     .option("--top <n>", "how many top offenders to show", parsePositiveInt, 10)
     .option("--now <epoch>", "the current time, for dates without a year", Number)
-    .option("-j, --jobs <n>", "worker threads (default: one per core)", parsePositiveInt)
+    .option("-j, --jobs <n>", "worker processes (default: one per core; 0: none)", parsePositiveInt)
     .addOption(
       new Option("-o, --output <format>", "output format").choices([
         "table",

@@ -1,7 +1,7 @@
 /**
  * The per-chunk work of `scan`: lines → filters, failures out in a compact form. Runs in
- * worker threads (one chunk of a file each) or in-process for small inputs. Uses the same
- * FilterMatcher as regex-test and the daemon.
+ * worker processes (one chunk of a file at a time, see child.ts) or in-process for small
+ * inputs. Uses the same FilterMatcher as regex-test and the daemon.
  */
 import { ptr } from "bun:ffi";
 import { isAscii } from "node:buffer";

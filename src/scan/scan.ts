@@ -1,7 +1,7 @@
 /**
  * `scan`: replays historical logs through the filters and the jail logic on log time, and
  * reports the bans that would have happened. Files are read in parallel chunks by worker
- * threads; results are consumed in order, so memory stays flat whatever the input size.
+ * processes; results are consumed in order, so memory stays flat whatever the input size.
  */
 import { closeSync, createReadStream, openSync, readSync } from "node:fs";
 import { createGunzip } from "node:zlib";
@@ -23,7 +23,7 @@ export interface ScanOptions {
   until?: number;
   /** Epoch seconds "now", for dates without a year. */
   now: number;
-  /** Worker threads (0: in-process). */
+  /** Worker processes (0: in-process). */
   workers: number;
   chunkBytes?: number;
   onProgress?: (done: number, total: number) => void;

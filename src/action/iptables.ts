@@ -14,14 +14,11 @@ import { Fail2tsError } from "../util/errors.ts";
 import { JAIL_NAME, parseTarget, type Target, targetString, withPrefix6 } from "./addr.ts";
 import { type Exec, run } from "./exec.ts";
 import type { Options, Schema } from "./options.ts";
-import { jailMatch, type Match, renderPorts } from "./ports.ts";
+import { BLOCK_SCHEMA, blocking, type Match, renderPorts } from "./ports.ts";
 import type { Action, ActionLogger, BanEvent, JailInfo } from "./types.ts";
 
 export const IPTABLES_SCHEMA: Schema = {
-  allports: "boolean",
-  blocktype: { oneOf: ["reject", "drop"] },
-  port: "string",
-  protocol: "string",
+  ...BLOCK_SCHEMA,
   chain: "string",
   iptables: "string",
   ip6tables: "string",
@@ -68,14 +65,11 @@ export class IptablesAction implements Action {
     this.chain = `f2t-${jail.name}`;
     this.parent = opts.str("chain", "INPUT");
     if (!/^[A-Za-z0-9_-]{1,28}$/.test(this.parent)) opts.fail("chain", "not a valid iptables chain name");
-    this.match = jailMatch(
-      opts.str("port") ?? jail.port,
-      opts.str("protocol") ?? jail.protocol,
-      opts.bool("allports", false),
-    );
+    const block = blocking(opts, jail);
+    this.match = block.match;
     const slots = this.match.ports.reduce((n, [lo, hi]) => n + (lo === hi ? 1 : 2), 0);
     if (slots > 15) opts.fail("port", "iptables multiport takes at most 15 ports (a range counts 2)");
-    this.drop = opts.str("blocktype", "reject") === "drop";
+    this.drop = block.drop;
     this.bin = { 4: opts.str("iptables", "iptables"), 6: opts.str("ip6tables", "ip6tables") };
     this.ipsetBin = opts.str("ipset", "ipset");
     this.maxelem = opts.int("maxelem", 1_048_576);

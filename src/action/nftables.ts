@@ -22,14 +22,11 @@ import { Fail2tsError } from "../util/errors.ts";
 import { isHost, JAIL_NAME, parseTarget, type Target, v6Mask, withPrefix6 } from "./addr.ts";
 import { type Exec, run } from "./exec.ts";
 import type { Options, Schema } from "./options.ts";
-import { jailMatch, type Match, renderPorts } from "./ports.ts";
+import { BLOCK_SCHEMA, blocking, type Match, renderPorts } from "./ports.ts";
 import type { Action, ActionLogger, BanEvent, JailInfo } from "./types.ts";
 
 export const NFTABLES_SCHEMA: Schema = {
-  allports: "boolean",
-  blocktype: { oneOf: ["reject", "drop"] },
-  port: "string",
-  protocol: "string",
+  ...BLOCK_SCHEMA,
   table: "string",
   hook: { oneOf: ["input", "forward"] },
   priority: "int",
@@ -87,12 +84,9 @@ export class NftablesAction implements Action {
     if (!JAIL_NAME.test(this.table)) opts.fail("table", "use letters, digits, _ and -");
     const p6 = jail.banprefix6;
     this.prefix6 = p6 !== undefined && p6 < 128 ? p6 : undefined;
-    this.match = jailMatch(
-      opts.str("port") ?? jail.port,
-      opts.str("protocol") ?? jail.protocol,
-      opts.bool("allports", false),
-    );
-    this.verdict = opts.str("blocktype", "reject") === "drop" ? "drop" : "reject";
+    const block = blocking(opts, jail);
+    this.match = block.match;
+    this.verdict = block.drop ? "drop" : "reject";
     this.hook = opts.str("hook", "input");
     this.priority = opts.int("priority", -1);
   }

@@ -8,14 +8,11 @@ import { Fail2tsError } from "../util/errors.ts";
 import { JAIL_NAME, parseTarget, targetString, withPrefix6 } from "./addr.ts";
 import { type Exec, execError, run } from "./exec.ts";
 import type { Options, Schema } from "./options.ts";
-import { jailMatch, type Match, renderPorts } from "./ports.ts";
+import { BLOCK_SCHEMA, blocking, type Match, renderPorts } from "./ports.ts";
 import type { Action, ActionLogger, BanEvent, JailInfo } from "./types.ts";
 
 export const PF_SCHEMA: Schema = {
-  allports: "boolean",
-  blocktype: { oneOf: ["reject", "drop"] },
-  port: "string",
-  protocol: "string",
+  ...BLOCK_SCHEMA,
   anchor: "string",
   pfctl: "string",
 };
@@ -51,12 +48,9 @@ export class PfAction implements Action {
     if (!/^[A-Za-z0-9_-]+$/.test(base)) opts.fail("anchor", "use letters, digits, _ and -");
     this.anchor = `${base}/${jail.name}`;
     this.table = `f2t-${jail.name}`;
-    this.match = jailMatch(
-      opts.str("port") ?? jail.port,
-      opts.str("protocol") ?? jail.protocol,
-      opts.bool("allports", false),
-    );
-    this.block = opts.str("blocktype", "reject") === "drop" ? "block drop" : "block return";
+    const block = blocking(opts, jail);
+    this.match = block.match;
+    this.block = block.drop ? "block drop" : "block return";
     const p6 = jail.banprefix6;
     this.prefix6 = p6 !== undefined && p6 < 128 ? p6 : undefined;
   }

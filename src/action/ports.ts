@@ -3,8 +3,11 @@
  * resolved once to numbers so every backend renders the same thing and nothing but digits reaches
  * a rule.
  */
+
 import { readFileSync } from "node:fs";
 import { Fail2tsError } from "../util/errors.ts";
+import type { Options, Schema } from "./options.ts";
+import type { JailInfo } from "./types.ts";
 
 export type PortRange = [number, number];
 
@@ -119,6 +122,26 @@ export function parseProtocols(spec: string | undefined): Protocol[] {
     if (!out.includes(p as Protocol)) out.push(p as Protocol);
   }
   return out;
+}
+
+/** The options every firewall action takes: what to block, and whether to drop or reject. */
+export const BLOCK_SCHEMA: Schema = {
+  allports: "boolean",
+  blocktype: { oneOf: ["reject", "drop"] },
+  port: "string",
+  protocol: "string",
+};
+
+/** Reads BLOCK_SCHEMA's options: the jail's port and protocol unless the action names its own. */
+export function blocking(opts: Options, jail: JailInfo): { match: Match; drop: boolean } {
+  return {
+    match: jailMatch(
+      opts.str("port") ?? jail.port,
+      opts.str("protocol") ?? jail.protocol,
+      opts.bool("allports", false),
+    ),
+    drop: opts.str("blocktype", "reject") === "drop",
+  };
 }
 
 /** The match for a jail; `allports` (or protocol all) drops the port restriction. */

@@ -19,17 +19,11 @@ export const WEBHOOK_SCHEMA: Schema = {
   concurrency: "int",
 };
 
-export interface WebhookBody {
-  event: Kind;
-  ip: string;
-  jail: string;
-  time: number;
-  bantime: number;
-  failures: number;
-  count: number;
-  matches: string[];
-  restored?: boolean;
-}
+/** The JSON posted: the event's kind and these fields of the ban (the wire format, spelled out). */
+export type WebhookBody = { event: Kind } & Pick<
+  BanEvent,
+  "ip" | "jail" | "time" | "bantime" | "failures" | "count" | "matches" | "restored"
+>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -21,6 +21,7 @@ import {
   parseAddresses,
   splitAddressList,
 } from "./offline.ts";
+import { DRY_RUN, QUIET } from "./options.ts";
 import { err, out, print, table, warn } from "./style.ts";
 
 export type { OfflineBans } from "./offline.ts";
@@ -266,9 +267,9 @@ export function banCommand() {
       "read addresses from a file (- for stdin): one per line, or blanks/commas between; # comments",
     )
     .option("--force", "ban addresses in the jail's ignoreip too")
-    .option("-n, --dry-run", "change nothing: print the commands and writes it would make")
+    .option(...DRY_RUN)
     .addOption(OUTPUT())
-    .option("-q, --quiet", "print nothing (errors still go to stderr)")
+    .option(...QUIET)
     .option(CONFIG, CONFIG_DIRECT_HELP, DEFAULT_CONFIG_PATH)
     .option(SOCKET, SOCKET_HELP)
     .addHelpText(
@@ -325,9 +326,9 @@ export function unbanCommand() {
     .option("-f, --from-file <path>", "read addresses from a file (- for stdin)")
     .option("--all", "lift every ban")
     .option("-j, --jail <jail>", "only in this jail")
-    .option("-n, --dry-run", "change nothing: print the commands and writes it would make")
+    .option(...DRY_RUN)
     .addOption(OUTPUT())
-    .option("-q, --quiet", "print nothing (errors still go to stderr)")
+    .option(...QUIET)
     .option(CONFIG, CONFIG_DIRECT_HELP, DEFAULT_CONFIG_PATH)
     .option(SOCKET, SOCKET_HELP)
     .addHelpText(

@@ -10,6 +10,7 @@ import { DEFAULT_CONFIG_PATH } from "../config/schema.ts";
 import type { FlushResult } from "../server/protocol.ts";
 import { call, daemonRunning, direct, noDaemon, printPlan, reportFailures } from "./client.ts";
 import type { ActionOutcome } from "./offline.ts";
+import { DRY_RUN, QUIET } from "./options.ts";
 import { err, print } from "./style.ts";
 
 export function flushCommand() {
@@ -18,13 +19,13 @@ export function flushCommand() {
       "remove everything fail2ts created (nft table, ipset sets, iptables chains, our hosts.deny lines, pf anchors) and lift every ban, in all jails or one",
     )
     .argument("[jail]", "only this jail (its sets, chains, lines; the table stays for the others)")
-    .option("-n, --dry-run", "change nothing: print the commands and writes it would make")
+    .option(...DRY_RUN)
     .addOption(
       new Option("-o, --output <format>", "output format")
         .choices(["text", "json"] as const)
         .default("text" as const),
     )
-    .option("-q, --quiet", "print nothing (errors still go to stderr)")
+    .option(...QUIET)
     .option(
       "-c, --config <path>",
       "configuration file (the socket; with no daemon running, the jails, actions and database)",

@@ -23,3 +23,10 @@ export function parsePositiveInt(value: string): number {
 export function collectList(value: string, prev: string[] = []): string[] {
   return [...prev, value];
 }
+
+/** Options of the commands that change bans (ban, unban, flush), spread into `.option(...)`. */
+export const DRY_RUN = [
+  "-n, --dry-run",
+  "change nothing: print the commands and writes it would make",
+] as const;
+export const QUIET = ["-q, --quiet", "print nothing (errors still go to stderr)"] as const;

@@ -6,9 +6,10 @@
 import { describe, expect, test } from "bun:test";
 import { DenseIdMap } from "../src/jail/idmap.ts";
 import { type BanDecision, JailCore } from "../src/jail/jail.ts";
-import { type ChildReply, FrameReader, frame, resultFrame, resultOf } from "../src/scan/child.ts";
+import { type ChildReply, FrameReader, frame, KnownIds, resultFrame, resultOf } from "../src/scan/child.ts";
 import { encodeIds, IdTable, IdTranslation } from "../src/scan/ids.ts";
 import type { ChunkResult } from "../src/scan/process.ts";
+import { U32Map } from "../src/util/u32map.ts";
 
 const ODD_IDS = ["192.0.2.1", "2001:db8::1", "", "\uFEFFbom", "häßlich-ünicode", "a".repeat(300), "x\ny"];
 
@@ -49,8 +50,8 @@ describe("scan ids", () => {
     const table = new IdTable();
     const a = new IdTranslation(table);
     const b = new IdTranslation(table);
-    const knownA = new Map<string, number>();
-    const knownB = new Map<string, number>();
+    const knownA = new KnownIds();
+    const knownB = new KnownIds();
     const ids = ODD_IDS.filter((id) => !id.includes("\n"));
     // child A sends all, child B the same ids in another order, over two chunks each
     const r1 = viaFrame(resultFrame(chunk(ids.slice(0, 3), [0, 1, 2, 1]), knownA), a, table);
@@ -70,7 +71,7 @@ describe("scan ids", () => {
     expect(encodeIds(["a", "\uD800z"])).toBeNull();
     const table = new IdTable();
     const tr = new IdTranslation(table);
-    const known = new Map<string, number>();
+    const known = new KnownIds();
     const odd = ["192.0.2.1", "x\ny", "\uD800z"];
     const r = viaFrame(resultFrame(chunk(odd, [2, 1, 0]), known), tr, table);
     expect(r.ids).toEqual(["\uD800z", "x\ny", "192.0.2.1"]);
@@ -82,9 +83,9 @@ describe("scan ids", () => {
   test("results keep fractional times and large id numbers exactly (wider arrays)", () => {
     const table = new IdTable();
     const tr = new IdTranslation(table);
-    const known = new Map<string, number>();
-    for (let i = 0; i < 70000; i++) known.set(`old${i}`, i); // this child sent many already
-    tr.extend([...known.keys()]);
+    const known = new KnownIds();
+    for (let i = 0; i < 70000; i++) known.other.set(`old${i}`, known.size++); // this child sent many already
+    tr.extend([...known.other.keys()]);
     const c = chunk(["a", "b"], [1, 0, 1]);
     c.times = Float64Array.from([1.5, -3, 2 ** 33]);
     const r = viaFrame(resultFrame(c, known), tr, table);
@@ -213,5 +214,50 @@ describe("JailCore on numbered ids", () => {
     j.unban("a");
     j.failure({ id: "a", time: 3, matches: ["l4"] });
     expect(ban.ban.matches).toEqual(["l1", "l2"]);
+  });
+});
+
+describe("U32Map", () => {
+  test("agrees with a Map over growth, collisions and the edge keys", () => {
+    const m = new U32Map(4);
+    const ref = new Map<number, number>();
+    let seed = 7;
+    const next = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed;
+    };
+    const keys = [0, 0xffffffff, 1, 0x80000000];
+    for (let i = 0; i < 50000; i++) keys.push(i % 3 === 0 ? next() : (next() & 0xff) << 24); // many alike low bits
+    keys.forEach((key, i) => {
+      const k = key >>> 0;
+      m.set(k, i);
+      ref.set(k, i);
+    });
+    expect(m.size).toBe(ref.size);
+    for (const [k, v] of ref) expect(m.get(k)).toBe(v);
+    for (let i = 0; i < 1000; i++) {
+      const k = next();
+      expect(m.get(k)).toBe(ref.get(k) ?? -1);
+    }
+  });
+
+  test("a child numbers an IPv4 id once across chunks, whatever else it sends", () => {
+    const known = new KnownIds();
+    const table = new IdTable();
+    const tr = new IdTranslation(table);
+    const r1 = viaFrame(
+      resultFrame(chunk(["192.0.2.7", "2001:db8::1", "host"], [0, 1, 2]), known),
+      tr,
+      table,
+    );
+    const r2 = viaFrame(
+      resultFrame(chunk(["2001:db8::1", "192.0.2.7", "0.0.0.0"], [1, 0, 2, 1]), known),
+      tr,
+      table,
+    );
+    expect(r1.ids).toEqual(["192.0.2.7", "2001:db8::1", "host"]);
+    expect(r2.ids).toEqual(["192.0.2.7", "2001:db8::1", "0.0.0.0", "192.0.2.7"]);
+    expect(known.size).toBe(4);
+    expect(table.size).toBe(4);
   });
 });

@@ -9,6 +9,8 @@
  * Messages both ways are frames: u32 header length, JSON header, u32 payload length, payload.
  */
 import { readSync, writeSync } from "node:fs";
+import { parseIPv4 } from "../util/ip.ts";
+import { U32Map } from "../util/u32map.ts";
 import { encodeIds } from "./ids.ts";
 import { ChunkProcessor, type ChunkResult, type ScanFilterRef } from "./process.ts";
 import { readRange } from "./ranges.ts";
@@ -149,16 +151,18 @@ export class FrameReader {
  * The frame of a result, its ids numbered in `known` (the child's numbering, extended here;
  * `idIndex` may be rewritten in place).
  */
-export function resultFrame(r: ChunkResult, known: Map<string, number>): Uint8Array {
+export function resultFrame(r: ChunkResult, known: KnownIds): Uint8Array {
   const { idIndex, times, filters, ids, ...rest } = r;
   const own = new Uint32Array(ids.length);
   const fresh: string[] = [];
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i]!;
-    let x = known.get(id);
-    if (x === undefined) {
-      x = known.size;
-      known.set(id, x);
+    const v4 = parseIPv4(id);
+    let x = v4 >= 0 ? known.v4.get(v4) : (known.other.get(id) ?? -1);
+    if (x < 0) {
+      x = known.size++;
+      if (v4 >= 0) known.v4.set(v4, x);
+      else known.other.set(id, x);
       fresh.push(id);
     }
     own[i] = x;
@@ -188,6 +192,16 @@ function wholeSeconds(times: Float64Array): boolean {
 
 function bytesOf(a: Float64Array | Uint32Array | Uint16Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/**
+ * The ids a child has sent, by its numbers: IPv4 ones by their number (no string or Map entry
+ * kept per address for the whole run), the others by text.
+ */
+export class KnownIds {
+  size = 0;
+  readonly v4 = new U32Map();
+  readonly other = new Map<string, number>();
 }
 
 /**
@@ -262,7 +276,7 @@ function writeAll(bytes: Uint8Array): void {
 /** Serves tasks from stdin until it closes, then exits. */
 export function runChild(): never {
   let proc: ChunkProcessor | null = null;
-  const known = new Map<string, number>();
+  const known = new KnownIds();
   for (let f = readFrame(); f !== null; f = readFrame()) {
     const m = f.header;
     if (m.type === "init") {

@@ -8,6 +8,7 @@ import { isAscii } from "node:buffer";
 import { type CompiledFilter, FilterMatcher, type LineResult, openFilter } from "../filter/index.ts";
 import { nativeAvailable } from "../filter/native.ts";
 import { parseIPv4 } from "../util/ip.ts";
+import { U32Map } from "../util/u32map.ts";
 
 export interface ScanFilterRef {
   /** Filter reference: built-in name or path, with options (`sshd[mode=aggressive]`). */
@@ -98,7 +99,7 @@ export class ChunkRun {
   private readonly perFilter: number[];
   private readonly idOf = new Map<string, number>();
   /** The same for IPv4 ids by their number (no string hashing for the common case). */
-  private readonly idOf4 = new Map<number, number>();
+  private readonly idOf4 = new U32Map();
   private readonly ids: string[] = [];
   private count = 0;
   private idIndex = new Uint32Array(1024);
@@ -113,21 +114,15 @@ export class ChunkRun {
 
   /** A failure; `v4`: the id's IPv4 number, or -1 (see Failure.v4). */
   private push(id: string, time: number, filter: number, v4: number): void {
-    let k = v4 >= 0 ? this.idOf4.get(v4) : this.idOf.get(id);
-    if (k === undefined) {
-      if (v4 >= 0) k = this.idOf.get(id);
-      else {
-        const n = parseIPv4(id);
-        if (n >= 0) k = this.idOf4.get(n);
-      }
-      if (k === undefined) {
-        k = this.ids.length;
-        const own = detach(id);
-        this.ids.push(own);
-        this.idOf.set(own, k);
-        const n = v4 >= 0 ? v4 : parseIPv4(id);
-        if (n >= 0) this.idOf4.set(n, k);
-      }
+    // An IPv4 id is known by its number only (parseIPv4 takes canonical text: one per number).
+    const num = v4 >= 0 ? v4 : parseIPv4(id);
+    let k = num >= 0 ? this.idOf4.get(num) : (this.idOf.get(id) ?? -1);
+    if (k < 0) {
+      k = this.ids.length;
+      const own = detach(id);
+      this.ids.push(own);
+      if (num >= 0) this.idOf4.set(num, k);
+      else this.idOf.set(own, k);
     }
     const n = this.count++;
     if (n === this.times.length) {

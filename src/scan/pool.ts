@@ -57,6 +57,16 @@ function quickStart(bytes: number): Record<string, string> {
   return bytes > 0 && bytes < 64 * 1024 * 1024 ? { BUN_JSC_useFTLJIT: "0" } : {};
 }
 
+/**
+ * JavaScriptCore options for a worker that reads `bytes`, for memory. Told any RAM size (even
+ * more than the machine has), JavaScriptCore keeps a child's heap ~12 MB smaller for ~8% more
+ * CPU (measured on 1 GB: children 100 → 89 MiB peak RSS). Paid where memory is the risk: a
+ * worker with gigabytes to read.
+ */
+function flatMemory(bytes: number): Record<string, string> {
+  return bytes >= 256 * 1024 * 1024 ? { BUN_JSC_forceRAMSize: String(8 * 1024 ** 3) } : {};
+}
+
 export class ScanPool {
   private readonly slots: Slot[] = [];
   private readonly queue: Pending[] = [];
@@ -83,7 +93,13 @@ export class ScanPool {
           // A scan retains a sliding window of sessions, a pattern JavaScriptCore's generational
           // collector handles badly (frequent full collections on top of the eden ones): about
           // 15% less CPU without it, and a smaller heap.
-          env: { ...process.env, [CHILD_ENV]: "1", BUN_JSC_useGenerationalGC: "0", ...quickStart(perWorker) },
+          env: {
+            ...process.env,
+            [CHILD_ENV]: "1",
+            BUN_JSC_useGenerationalGC: "0",
+            ...quickStart(perWorker),
+            ...flatMemory(perWorker),
+          },
           stdin: "pipe",
           stdout: "pipe",
           stderr: "inherit",

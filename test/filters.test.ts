@@ -6,17 +6,10 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { builtinFilterNames, compileFilter, FilterMatcher, loadFilter } from "../src/filter/index.ts";
+import { modesOf } from "./helpers/modes.ts";
 
 const names = builtinFilterNames();
 const root = new URL("..", import.meta.url).pathname;
-
-function modesOf(name: string): Array<string | null> {
-  const spec = loadFilter(name);
-  const modes = spec.definitions
-    .map((d) => /^mode_(.+)$/.exec(d)?.[1])
-    .filter((m): m is string => m !== undefined);
-  return "mode" in spec.declaredOptions && modes.length > 0 ? modes : [null];
-}
 
 test("there are built-in filters", () => {
   expect(names.length).toBeGreaterThan(0);

@@ -12,6 +12,7 @@ import { nativeAvailable, nativeRegex, pcreSource, UNSET } from "../src/filter/n
 import { regexInfo } from "../src/filter/rxinfo.ts";
 import { ChunkProcessor } from "../src/scan/process.ts";
 import { authLog } from "./helpers/authlog.ts";
+import { modesOf } from "./helpers/modes.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const NOW = Date.UTC(2026, 5, 1) / 1000;
@@ -21,12 +22,6 @@ const LINES = readdirSync(`${root}test/filter-lines`)
   .filter((f) => f.endsWith(".log"))
   .flatMap((f) => readFileSync(`${root}test/filter-lines/${f}`, "latin1").split("\n"))
   .filter((l) => l !== "" && !l.startsWith("#") && /^[\x00-\x7f]*$/.test(l));
-
-function modesOf(name: string): Array<string | null> {
-  const spec = loadFilter(name);
-  const modes = spec.definitions.map((d) => /^mode_(.+)$/.exec(d)?.[1]).filter((m): m is string => !!m);
-  return "mode" in spec.declaredOptions && modes.length > 0 ? modes : [null];
-}
 
 /** What a regex makes of `text`: null, or the match's offset and every group's text. */
 function jsMatch(re: RegExp, text: string): Array<string | undefined> | null {

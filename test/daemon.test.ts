@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { loadConfig } from "../src/config/load.ts";
 import { Daemon } from "../src/daemon/daemon.ts";
 import { request } from "../src/server/client.ts";
+import { failures, fileAction, until } from "./e2e/daemon-helpers.ts";
 
 const dirs: string[] = [];
 const daemons: Daemon[] = [];
@@ -25,27 +26,6 @@ afterEach(async () => {
   for (const d of daemons.splice(0)) await d.stop();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
-
-async function until(fn: () => boolean | Promise<boolean>, ms = 4000, what = "condition"): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
-
-let pid = 100;
-function fails(ip: string, n: number): string {
-  const d = new Date();
-  const mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][
-    d.getMonth()
-  ];
-  const ts = `${mon} ${String(d.getDate()).padStart(2, " ")} ${d.toTimeString().slice(0, 8)}`;
-  let s = "";
-  for (let i = 0; i < n; i++)
-    s += `${ts} host sshd[${++pid}]: Failed password for root from ${ip} port 22 ssh2\n`;
-  return s;
-}
 
 class Setup {
   readonly dir = mkdtempSync(join(tmpdir(), "f2ts-daemon-"));
@@ -58,16 +38,7 @@ class Setup {
   }
 
   write(jails: string, server = ""): void {
-    const act = (w: string) =>
-      JSON.stringify([
-        "/bin/sh",
-        "-c",
-        `printf '${w} %s %s\\n' "$1" "$2" >> "$3"`,
-        "sh",
-        "<ip>",
-        "<jail>",
-        this.bans,
-      ]);
+    const act = (w: string) => fileAction(w, this.bans);
     writeFileSync(
       this.conf,
       `[defaults]\nmaxretry = 3\naction = ["file"]\n\n${jails}\n\n[actions.file]\ntype = "command"\nban = ${act("ban")}\nunban = ${act("unban")}\n\n[server]\nsocket = "s.sock"\ndatabase = "f.db"\nlogtarget = "f.log"\n${server}\n`,
@@ -125,17 +96,17 @@ describe("daemon in-process", () => {
     expect(s.status("sshd")[0]!.banned).toEqual(["192.0.2.1"]);
     // the changed jail kept its actions: its ban was not applied a second time
     expect(s.lines().filter((l) => l === "ban 192.0.2.1 sshd")).toHaveLength(1);
-    appendFileSync(join(s.dir, "a.log"), fails("198.51.100.4", 2));
+    appendFileSync(join(s.dir, "a.log"), failures("198.51.100.4", 2));
     await until(() => s.lines().includes("ban 198.51.100.4 sshd"), 3000, "ban with the new maxretry");
-    appendFileSync(join(s.dir, "b.log"), fails("198.51.100.5", 3));
+    appendFileSync(join(s.dir, "b.log"), failures("198.51.100.5", 3));
     await until(() => s.lines().includes("ban 198.51.100.5 third"), 3000, "ban in the new jail");
     // reload of one jail only
     s.write(
       '[jails.sshd]\nlogpath = "a.log"\nmaxretry = 1\n\n[jails.third]\nfilter = "sshd"\nlogpath = "b.log"\nmaxretry = 1',
     );
     expect((await d.reload("sshd")).jails).toEqual(["sshd"]);
-    appendFileSync(join(s.dir, "b.log"), fails("198.51.100.6", 1));
-    appendFileSync(join(s.dir, "a.log"), fails("198.51.100.7", 1));
+    appendFileSync(join(s.dir, "b.log"), failures("198.51.100.6", 1));
+    appendFileSync(join(s.dir, "a.log"), failures("198.51.100.7", 1));
     await until(() => s.lines().includes("ban 198.51.100.7 sshd"), 3000, "ban with maxretry 1");
     await Bun.sleep(100);
     expect(s.lines().some((l) => l.includes("198.51.100.6"))).toBe(false); // third still has maxretry 3
@@ -145,12 +116,12 @@ describe("daemon in-process", () => {
   test("globbed log paths: files present at start, a new file later (read from its start), rotation not re-read", async () => {
     const s = new Setup();
     mkdirSync(join(s.dir, "logs"));
-    writeFileSync(join(s.dir, "logs", "one.log"), fails("192.0.2.100", 3)); // old lines: from the end
+    writeFileSync(join(s.dir, "logs", "one.log"), failures("192.0.2.100", 3)); // old lines: from the end
     s.write('[jails.sshd]\nlogpath = "logs/*.log"');
     await s.start();
-    appendFileSync(join(s.dir, "logs", "one.log"), fails("203.0.113.1", 3));
+    appendFileSync(join(s.dir, "logs", "one.log"), failures("203.0.113.1", 3));
     await until(() => s.lines().includes("ban 203.0.113.1 sshd"), 3000, "ban from one.log");
-    writeFileSync(join(s.dir, "logs", "two.log"), fails("203.0.113.2", 3));
+    writeFileSync(join(s.dir, "logs", "two.log"), failures("203.0.113.2", 3));
     await until(() => s.lines().includes("ban 203.0.113.2 sshd"), 3000, "ban from a new file");
     renameSync(join(s.dir, "logs", "two.log"), join(s.dir, "logs", "two-old.log"));
     await Bun.sleep(200);
@@ -166,9 +137,9 @@ describe("daemon in-process", () => {
       '[jails.sshd]\nlogpath = "a.log"\nbantime = "1s"\n\n[jails.recidive]\nlogpath = "f.log"\nmaxretry = 2\nbantime = "1w"',
     );
     await s.start();
-    appendFileSync(join(s.dir, "a.log"), fails("198.51.100.66", 3));
+    appendFileSync(join(s.dir, "a.log"), failures("198.51.100.66", 3));
     await until(() => s.lines().includes("unban 198.51.100.66 sshd"), 4000, "first ban and unban");
-    appendFileSync(join(s.dir, "a.log"), fails("198.51.100.66", 3));
+    appendFileSync(join(s.dir, "a.log"), failures("198.51.100.66", 3));
     await until(() => s.lines().includes("ban 198.51.100.66 recidive"), 4000, "recidive ban");
     expect(s.log()).toMatch(/INFO Ban 198\.51\.100\.66 jail=recidive failures=2 bantime=604800s/);
     expect(s.status("recidive")[0]!.failures_total).toBe(2); // its own Ban line is not counted

@@ -97,6 +97,22 @@ export interface EnvOptions {
   action?: string;
 }
 
+/**
+ * A command action's argv (TOML/JSON) that appends "<what> <ip> <jail>" to the file `bans`: what
+ * the tests read to see the daemon ban and unban.
+ */
+export function fileAction(what: string, bans: string): string {
+  return JSON.stringify([
+    "/bin/sh",
+    "-c",
+    `printf '${what} %s %s\\n' "$1" "$2" >> "$3"`,
+    "sh",
+    "<ip>",
+    "<jail>",
+    bans,
+  ]);
+}
+
 /** A temp dir with a config, a log, a ban file written by the command action, and the daemon. */
 export class Env {
   readonly dir: string;
@@ -122,16 +138,7 @@ export class Env {
   }
 
   writeConfig(opts: EnvOptions = {}): void {
-    const act = (what: string) =>
-      JSON.stringify([
-        "/bin/sh",
-        "-c",
-        `printf '${what} %s %s\\n' "$1" "$2" >> "$3"`,
-        "sh",
-        "<ip>",
-        "<jail>",
-        this.bans,
-      ]);
+    const act = (what: string) => fileAction(what, this.bans);
     writeFileSync(
       this.conf,
       `[defaults]

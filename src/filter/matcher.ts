@@ -48,6 +48,25 @@ export interface MatcherOptions {
    * LineResult and its Failure are then reused by the next call: read them, do not keep them.
    */
   lean?: boolean;
+  /**
+   * Lean matchers only: where a matched failregex's dict goes instead of this matcher's own
+   * session logic (scan's native engine keeps the sessions, see src/scan/engine.ts). The line's
+   * result then carries no failure.
+   */
+  handoff?: Handoff;
+}
+
+/** A failregex's dict (its groups and the prefregex's, as the lean builders make it). */
+export type Handoff = (fail: Readonly<Record<string, unknown>>, regex: number, time: number | null) => void;
+
+/** The failure id of a host (see FilterMatcher.identify); one object, reused. */
+export interface Identity {
+  id: string;
+  kind: IdKind;
+  /** The id as a number when it is an IPv4 address as written, else -1. */
+  v4: number;
+  /** The host's address when the id is a distinct <F-ID>. */
+  ip: string | null;
 }
 
 interface Tuple {
@@ -75,6 +94,20 @@ const NOFAIL = ["nofail"] as const;
 
 /** Keys the session logic reads or sets besides the regexes' own (see Generated.leanBuild). */
 const SESSION_KEYS = ["user", "users", "ip4", "ip6", "dns", "fid"];
+
+/** The keys of a lean dict that the session logic and conclude read (see engine.ts). */
+export const LEAN_KEYS = [
+  "mlfid",
+  "nofail",
+  "mlfforget",
+  "mlfgained",
+  "mlfpending",
+  "user",
+  "ip4",
+  "ip6",
+  "dns",
+  "fid",
+];
 
 const MLFID_MAX = 1000;
 const MLFID_TTL = 300;
@@ -125,7 +158,7 @@ function groupValue(arr: string, idx: readonly number[]): string {
   return s;
 }
 
-function namedGroups(rx: CompiledRegex): Map<string, number[]> {
+export function namedGroups(rx: CompiledRegex): Map<string, number[]> {
   const out = new Map<string, number[]>();
   const g = rx.info.groups;
   for (let i = 1; i < g.length; i++) {
@@ -234,7 +267,7 @@ function generate(filter: CompiledFilter): Generated {
 }
 
 /** Index lists of the failregexes that can match a text starting with each ASCII character. */
-function candidateTable(fails: readonly CompiledRegex[]): Int32Array[] {
+export function candidateTable(fails: readonly CompiledRegex[]): Int32Array[] {
   const table: Int32Array[] = [];
   for (let c = 0; c < 128; c++) {
     const list: number[] = [];
@@ -248,7 +281,7 @@ function candidateTable(fails: readonly CompiledRegex[]): Int32Array[] {
 }
 
 /** A regex run by PCRE2 on bytes (see native.ts), and what the matcher reads of its matches. */
-interface NativeEntry {
+export interface NativeEntry {
   rx: NativeRegex;
   /** Groups the dict builders read (the named ones), by number. */
   named: Int32Array;
@@ -264,7 +297,7 @@ interface NativeEntry {
 }
 
 /** The filter's regexes in PCRE2 form: all of them, or the filter does not run natively. */
-interface NativeForm {
+export interface NativeForm {
   pref: NativeEntry | null;
   fail: NativeEntry[];
 }
@@ -287,7 +320,8 @@ function nativeEntry(rx: CompiledRegex, skip = ""): NativeEntry | null {
 }
 
 /** The native form of a single-line filter on the fast path, or null (see processBytes). */
-function nativeForm(filter: CompiledFilter): NativeForm | null {
+export function nativeForm(filter: CompiledFilter): NativeForm | null {
+  if (filter.maxlines > 1 || generate(filter).build === null) return null;
   if (filter.journal || filter.dates.none) return null;
   const pref = filter.pref ? nativeEntry(filter.pref, "content") : null;
   if (filter.pref && pref === null) return null;
@@ -414,7 +448,8 @@ export class FilterMatcher {
   private buffer: Tuple[] = [];
   private readonly mlfid = new SessionCache();
   private readonly ip6 = new Map<string, Host | null>();
-  private lastTime: number | null = null;
+  /** The time of the last date seen (lines without one may take it). */
+  lastTime: number | null = null;
   private readonly now: () => number;
   private readonly noDate: "none" | "last" | "now";
   private readonly multiline: boolean;
@@ -440,6 +475,8 @@ export class FilterMatcher {
     matches: NO_LINES,
   };
   private readonly leanResult: LineResult = { ...EMPTY };
+  private readonly handoff: Handoff | null;
+  private readonly identity: Identity = { id: "", kind: "raw", v4: -1, ip: null };
 
   constructor(
     readonly filter: CompiledFilter,
@@ -449,6 +486,7 @@ export class FilterMatcher {
     this.noDate = opts.noDate ?? "none";
     this.multiline = filter.maxlines > 1;
     this.lean = opts.lean ?? false;
+    this.handoff = this.lean ? (opts.handoff ?? null) : null;
     const pref = filter.pref;
     this.gen = generate(filter);
     this.fast = !this.multiline && this.gen.build !== null;
@@ -505,7 +543,7 @@ export class FilterMatcher {
    * processLine.
    */
   processBytes(buf: Buffer, base: number, s: number, e: number): LineResult {
-    if (this.nativeRx === undefined) this.nativeRx = this.fast && this.lean ? nativeForm(this.filter) : null;
+    if (this.nativeRx === undefined) this.nativeRx = this.lean ? nativeForm(this.filter) : null;
     const nat = this.nativeRx;
     const dm = nat === null ? undefined : this.filter.dates.matchBytes(buf, s, e);
     if (nat === null || dm === undefined || Number.isNaN(dm.time))
@@ -712,6 +750,10 @@ export class FilterMatcher {
     template: string | null,
   ): LineResult {
     let fail = groups;
+    if (this.handoff !== null) {
+      this.handoff(fail, i, time);
+      return this.result(time, template, i, null, false, null);
+    }
     const mlfid = fail.mlfid as string | undefined;
     if (mlfid !== undefined && mlfid !== null) {
       fail = this.merge(mlfid, fail, matchedText, time, this.gen.update[i]!);
@@ -738,38 +780,11 @@ export class FilterMatcher {
       fail.mlfpending = 1;
       return this.result(time, template, i, null, false, null);
     }
-    let id: string;
-    let kind: IdKind;
-    let v4 = -1;
+    const who = this.identify(host, hint, truthy(fid) ? fid : undefined);
+    if (who === null) return this.result(time, template, i, null, false, host);
+    const { id, kind, v4 } = who;
     const fields: Record<string, string | string[]> = this.lean ? this.leanFailure.fields : {};
-    if (hint) {
-      // normalizeHost, without its object for the common case (a valid IPv4 capture)
-      if (hint === "ip4" && host.length <= 253) v4 = parseIPv4(host);
-      const h = v4 >= 0 ? ip4Host(host) : hint === "ip6" ? this.ip6Host(host) : normalizeHost(host, hint);
-      if (!h) {
-        // "192.0.2.09": not an address (leading zeros read as octal by some tools), but the
-        // id of a failure all the same; it is counted and never handed to a firewall.
-        if (hint === "ip4" && isLooseIPv4(host)) {
-          id = host;
-          kind = "raw";
-        } else return this.result(time, template, i, null, false, host);
-      } else if (truthy(fid) && fid !== host) {
-        id = fid!;
-        kind = "raw";
-        v4 = -1;
-        fields.ip = h.value;
-      } else {
-        id = h.value;
-        kind = h.kind;
-      }
-    } else {
-      // A raw failure id (<F-ID>): an address when it is one, else kept as text.
-      const ip = normalizeIP(host);
-      id = ip ?? host;
-      kind = ip === null ? "raw" : ip.includes(":") ? "ip6" : "ip4";
-      if (/[\0-\x1f\x7f]/.test(id) || id.length > 256)
-        return this.result(time, template, i, null, false, host);
-    }
+    if (who.ip !== null) fields.ip = who.ip;
     if (!this.lean)
       for (const k in fail) {
         const v = fail[k];
@@ -796,6 +811,43 @@ export class FilterMatcher {
       matches: (fail.matches as string[] | undefined) ?? matchedText,
     };
     return this.result(time, template, i, failure, false, null);
+  }
+
+  /**
+   * conclude's last step: the failure id of the host found (`hint`: the group it came from,
+   * none for <F-ID>; `fid`: a truthy <F-ID> beside it), or null when the host is not valid.
+   */
+  identify(host: string, hint: HostKind | undefined, fid: string | undefined): Identity | null {
+    const out = this.identity;
+    out.ip = null;
+    out.v4 = -1;
+    if (hint) {
+      // normalizeHost, without its object for the common case (a valid IPv4 capture)
+      if (hint === "ip4" && host.length <= 253) out.v4 = parseIPv4(host);
+      const h = out.v4 >= 0 ? ip4Host(host) : hint === "ip6" ? this.ip6Host(host) : normalizeHost(host, hint);
+      if (!h) {
+        // "192.0.2.09": not an address (leading zeros read as octal by some tools), but the
+        // id of a failure all the same; it is counted and never handed to a firewall.
+        if (hint !== "ip4" || !isLooseIPv4(host)) return null;
+        out.id = host;
+        out.kind = "raw";
+      } else if (fid !== undefined && fid !== host) {
+        out.id = fid;
+        out.kind = "raw";
+        out.v4 = -1;
+        out.ip = h.value;
+      } else {
+        out.id = h.value;
+        out.kind = h.kind;
+      }
+    } else {
+      // A raw failure id (<F-ID>): an address when it is one, else kept as text.
+      const ip = normalizeIP(host);
+      out.id = ip ?? host;
+      out.kind = ip === null ? "raw" : ip.includes(":") ? "ip6" : "ip4";
+      if (/[\0-\x1f\x7f]/.test(out.id) || out.id.length > 256) return null;
+    }
+    return out;
   }
 
   /** normalizeHost(text, "ip6"), remembered: attackers come back, IPv6 parsing is slow. */

@@ -7,7 +7,7 @@
  * stack, match limit) sends the line back to the JavaScript path. No libpcre2 (or
  * FAIL2TS_NO_PCRE=1): everything runs in JavaScript, with the same results.
  */
-import { dlopen, FFIType, ptr, toArrayBuffer } from "bun:ffi";
+import { dlopen, FFIType, type Pointer, ptr, toArrayBuffer } from "bun:ffi";
 import type { RegexInfo } from "./rxinfo.ts";
 
 const CASELESS = 0x8;
@@ -64,6 +64,16 @@ export interface NativeRegex {
    * group k from ov[4k] to ov[4k + 2]; ov[4k] is UNSET when the group took no part.
    */
   readonly ov: Uint32Array;
+  /** PCRE2's compiled code, match data and ovector, for native callers (src/scan/engine.ts). */
+  readonly code: Pointer;
+  readonly md: Pointer;
+  readonly ovp: Pointer;
+}
+
+/** The address of pcre2_jit_match_8, for native callers; null without PCRE2. */
+export function jitMatchAddress(): Pointer | null {
+  const L = pcre();
+  return L === null ? null : (L.pcre2_jit_match_8 as unknown as { ptr: Pointer }).ptr;
 }
 
 const ESCAPES = new Set("dDwWsSbBtnrf".split(""));
@@ -164,6 +174,9 @@ function compileNative(source: string, flags: string, info: RegexInfo): NativeRe
   const jitMatch = L.pcre2_jit_match_8;
   return {
     ov,
+    code: code as Pointer,
+    md: md as Pointer,
+    ovp: ovp as Pointer,
     match: (base, at, len) => jitMatch(code, base + at, len, 0, 0, md, null),
   };
 }

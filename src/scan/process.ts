@@ -7,8 +7,9 @@ import { ptr } from "bun:ffi";
 import { isAscii } from "node:buffer";
 import { type CompiledFilter, FilterMatcher, type LineResult, openFilter } from "../filter/index.ts";
 import { nativeAvailable } from "../filter/native.ts";
-import { parseIPv4 } from "../util/ip.ts";
+import { type HostKind, parseIPv4 } from "../util/ip.ts";
 import { U32Map } from "../util/u32map.ts";
+import { type EngineRun, startEngine } from "./engine.ts";
 
 export interface ScanFilterRef {
   /** Filter reference: built-in name or path, with options (`sshd[mode=aggressive]`). */
@@ -106,10 +107,32 @@ export class ChunkRun {
   private times = new Float64Array(1024);
   private filters = new Uint8Array(1024);
 
+  /**
+   * The native engine (engine.ts) when it can take these filters: it runs the ASCII lines and
+   * keeps every session; the matchers then only match what it gives back, and hand their
+   * dicts to it.
+   */
+  private readonly engine: EngineRun | null;
+
   constructor(filters: readonly CompiledFilter[], journal: boolean, now: number) {
     this.journal = journal;
-    this.matchers = filters.map((f) => new FilterMatcher(f, { now: () => now, noDate: "last", lean: true }));
+    this.engine = journal ? null : startEngine(filters, now, this);
+    const engine = this.engine;
+    this.matchers = filters.map(
+      (f, i) =>
+        new FilterMatcher(f, {
+          now: () => now,
+          noDate: "last",
+          lean: true,
+          handoff: engine === null ? undefined : (fail, regex, time) => engine.handoff(i, fail, regex, time),
+        }),
+    );
     this.perFilter = new Array<number>(filters.length).fill(0);
+  }
+
+  /** Whether the native engine runs these lines. */
+  get native(): boolean {
+    return this.engine !== null;
   }
 
   /** A failure; `v4`: the id's IPv4 number, or -1 (see Failure.v4). */
@@ -124,6 +147,54 @@ export class ChunkRun {
       if (num >= 0) this.idOf4.set(num, k);
       else this.idOf.set(own, k);
     }
+    this.append(k, time, filter);
+  }
+
+  /** EngineSink: a failure with an IPv4 id, by its number. */
+  failure4(v4: number, time: number, filter: number): void {
+    let k = this.idOf4.get(v4);
+    if (k < 0) {
+      k = this.ids.length;
+      this.ids.push(`${v4 >>> 24}.${(v4 >>> 16) & 255}.${(v4 >>> 8) & 255}.${v4 & 255}`);
+      this.idOf4.set(v4, k);
+    }
+    this.append(k, time, filter);
+    this.perFilter[filter]!++;
+  }
+
+  /** EngineSink: a failure whose host the filter's matcher identifies (as conclude does). */
+  failureText(
+    host: string,
+    hint: HostKind | undefined,
+    fid: string | undefined,
+    time: number,
+    filter: number,
+  ): void {
+    const who = this.matchers[filter]!.identify(host, hint, fid);
+    if (who === null) this.invalid++;
+    else if (!Number.isNaN(time)) {
+      this.push(who.id, time, filter, who.kind === "ip4" ? who.v4 : -1);
+      this.perFilter[filter]!++;
+    }
+  }
+
+  /** EngineSink: a line the engine gives back, for one filter; true when it had a date. */
+  line(filter: number, text: string, owned: boolean): boolean {
+    return this.jsLine(filter, text, undefined, true, owned);
+  }
+
+  /** One filter on one line in JavaScript, around the engine's sessions when there is one. */
+  private jsLine(i: number, text: string, time: number | undefined, ascii: boolean, owned: boolean): boolean {
+    const m = this.matchers[i]!;
+    const engine = this.engine;
+    if (engine === null) return this.record(m.processLine(text, time, ascii), i, owned);
+    m.lastTime = engine.lastTime(i);
+    const r = m.processLine(text, time, ascii);
+    engine.setLastTime(i, m.lastTime);
+    return this.record(r, i, owned);
+  }
+
+  private append(k: number, time: number, filter: number): void {
     const n = this.count++;
     if (n === this.times.length) {
       const grow = <T extends Uint32Array | Float64Array | Uint8Array>(a: T): T => {
@@ -147,6 +218,10 @@ export class ChunkRun {
    */
   feed(text: string | Buffer, owned: boolean, ascii = false): void {
     if (typeof text !== "string") {
+      if (ascii && this.engine !== null) {
+        this.engine.feed(text, owned);
+        return;
+      }
       if (ascii && !this.journal && nativeAvailable()) {
         this.feedBytes(text, owned);
         return;
@@ -158,6 +233,7 @@ export class ChunkRun {
     const journal = this.journal;
     const len = text.length;
     const nul = text.indexOf("\0") >= 0; // else no line needs the check
+    if (this.engine !== null) this.engine.owned = owned;
     let pos = 0;
     while (pos < len) {
       let end = text.indexOf("\n", pos);
@@ -186,8 +262,7 @@ export class ChunkRun {
         lineAscii = false;
       }
       let dated = journal;
-      for (let i = 0; i < nf; i++)
-        if (this.record(matchers[i]!.processLine(lineText, lineTime, lineAscii), i, owned)) dated = true;
+      for (let i = 0; i < nf; i++) if (this.jsLine(i, lineText, lineTime, lineAscii, owned)) dated = true;
       if (owned && !dated) this.noDate++;
     }
   }
@@ -242,6 +317,14 @@ export class ChunkRun {
   }
 
   finish(seq: number, bytes: number): ChunkResult {
+    if (this.engine !== null) {
+      const e = this.engine.finish();
+      this.lines += e.lines;
+      this.binary += e.binary;
+      this.noDate += e.noDate;
+      if (e.first !== null && (this.first === null || e.first < this.first)) this.first = e.first;
+      if (e.last !== null && (this.last === null || e.last > this.last)) this.last = e.last;
+    }
     const n = this.count;
     return {
       seq,

@@ -1,0 +1,826 @@
+/*
+ * scan's per-line loop in C: lines, syslog dates, PCRE2 matches, and Fail2ban's session logic
+ * (mlfid merge) for lean matchers. Compiled at run time by the TinyCC inside Bun (bun:ffi cc):
+ * no compiler on the host, no library shipped beside the binary. It mirrors, step by step,
+ * FilterMatcher.processBytes, conclude and merge in lean mode and ChunkRun.feedBytes/record
+ * (src/filter/matcher.ts, src/scan/process.ts); engine.ts builds each filter's tables from the
+ * compiled filter, and everything this file does not know (another date shape, a PCRE2 error,
+ * a day not yet in the date table, an id that is not a plain IPv4 address) goes back to that
+ * JavaScript, which hands the line's dict back here (run_stage2) so the sessions live in one
+ * place. The differential tests hold the two to the same results (test/engine.test.ts).
+ */
+#include <stdint.h>
+#include <stddef.h>
+
+void *memchr(const void *, int, size_t);
+void *memcpy(void *, const void *, size_t);
+void *memmove(void *, const void *, size_t);
+int memcmp(const void *, const void *, size_t);
+void *malloc(size_t);
+void *calloc(size_t, size_t);
+void free(void *);
+
+typedef int (*match_fn)(void *code, const unsigned char *subject, size_t length, size_t start,
+                        uint32_t options, void *md, void *ctx);
+
+#define UNSET ((size_t)-1)
+#define NO_MATCH (-1)
+#define MAXK 24
+#define MLFID_MAX 1000
+#define MLFID_TTL 300.0
+#define NBUCKET 4096
+#define NDAYS (12 * 31)
+
+/* The keys the session logic reads (see matcher.ts: INTERNAL, SESSION_KEYS); alt_ keys follow. */
+enum { K_MLFID, K_NOFAIL, K_MLFFORGET, K_MLFGAINED, K_MLFPENDING, K_USER, K_IP4, K_IP6, K_DNS, K_FID };
+
+/* run_feed's answers */
+enum { ST_DONE = 0, ST_DAY = 1, ST_LINE = 2, ST_FLUSH = 3 };
+
+/* host hints of text records */
+enum { H_NONE = 0, H_IP4 = 1, H_IP6 = 2, H_DNS = 3 };
+
+/* info[] slots shared with engine.ts */
+enum {
+  I_POS, I_FI, I_START, I_STOP, I_MONTH, I_DAY, I_NREC, I_TLEN, I_NEED,
+  I_LINES, I_BINARY, I_NODATE, I_FIRST, I_LAST, I_DATED, I_OVERFLOW, I_SIZE
+};
+
+/* The longest value a session holds (a record's host or fid can come from one). */
+static int32_t max_owned;
+
+/* Bytes a session keeps in place per value (longer ones are allocated). */
+#define INL 48
+
+/* A value of a dict: undefined (set = 0) or a string of len bytes (heap: allocated here). */
+typedef struct { const unsigned char *p; int32_t len; int16_t set; int16_t heap; } Val;
+
+/*
+ * A dict: the line's own (scratch: values point into the line) or a session's (inl: its
+ * values are copies, in inl[k] when short; inl[MAXK] holds user0).
+ */
+typedef struct {
+  Val v[MAXK];
+  int nusers; /* distinct users: 0, 1, or 2 for two or more */
+  Val user0;
+  unsigned char (*inl)[INL];
+} Dict;
+
+typedef struct Sess {
+  struct Sess *hnext, *prev, *next; /* hnext also links the pool of free sessions */
+  Val key;
+  uint32_t hash;
+  double expires;
+  Dict d;
+  unsigned char inl[MAXK + 2][INL]; /* inl[MAXK + 1]: the key */
+} Sess;
+
+typedef struct { void *code; void *md; size_t *ov; } Rx;
+
+/* What a compiled filter needs here; built once per process by engine.ts. */
+typedef struct {
+  match_fn match;
+  int nk;
+  int haspref;
+  Rx pref;
+  int ncontent;
+  int32_t content[8];
+  int nfail;
+  Rx *fail;
+  int32_t **prog; /* per failregex: see build() */
+  unsigned char **lits; /* per failregex: [n][len, bytes]...; NULL: no constraint */
+  int32_t cstart[130]; /* candidates per first byte (128: any other byte) */
+  int32_t *cand;
+  double base[NDAYS * 24]; /* the time of hh:00:00 per month, day, hour */
+  unsigned char dstate[NDAYS * 24]; /* 0: not known yet, 1: base[] holds, 2: JavaScript decides */
+} Spec;
+
+/* A filter's state in one chunk run. */
+typedef struct {
+  Spec *spec;
+  Sess *bucket[NBUCKET];
+  Sess *first, *last;
+  int size;
+  double last_time; /* the last date seen (NaN: none) */
+  Dict scratch;
+  Sess *dead; /* a session deleted while its dict is still in use */
+  Sess *pool; /* sessions to reuse */
+} FState;
+
+typedef struct {
+  int nf;
+  FState *f;
+  double now;
+  double *info;
+  double *rtime;
+  uint32_t *rv4;
+  uint8_t *rfilter;
+  int32_t *rtext; /* offset of a text record, -1 for an IPv4 id */
+  int32_t cap, nrec;
+  unsigned char *text;
+  int32_t tcap, tlen;
+  int32_t dated;
+  int32_t overflow;
+  int64_t lines, binary, nodate;
+  double first, last;
+} Run;
+
+static void put_info(Run *r);
+
+static int isnan_(double x) { return x != x; }
+
+static double nan_(void) {
+  union { uint64_t u; double d; } v;
+  v.u = 0x7ff8000000000000ULL;
+  return v.d;
+}
+
+static int truthy(const Val *v) { return v->set && v->len > 0; }
+
+static int same(const Val *a, const Val *b) {
+  return a->len == b->len && (a->len == 0 || memcmp(a->p, b->p, a->len) == 0);
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Specs */
+
+Spec *spec_new(void *match, int nk, int nfail) {
+  Spec *s = calloc(1, sizeof(Spec));
+  s->match = (match_fn)match;
+  s->nk = nk;
+  s->nfail = nfail;
+  s->fail = calloc(nfail ? nfail : 1, sizeof(Rx));
+  s->prog = calloc(nfail ? nfail : 1, sizeof(int32_t *));
+  s->lits = calloc(nfail ? nfail : 1, sizeof(unsigned char *));
+  return s;
+}
+
+void spec_pref(Spec *s, void *code, void *md, void *ov, int32_t *content, int ncontent) {
+  s->haspref = 1;
+  s->pref.code = code;
+  s->pref.md = md;
+  s->pref.ov = ov;
+  s->ncontent = ncontent > 8 ? 8 : ncontent;
+  for (int k = 0; k < s->ncontent; k++) s->content[k] = content[k];
+}
+
+void spec_fail(Spec *s, int i, void *code, void *md, void *ov, int32_t *prog, int plen,
+               unsigned char *lits, int llen) {
+  s->fail[i].code = code;
+  s->fail[i].md = md;
+  s->fail[i].ov = ov;
+  s->prog[i] = malloc(plen * sizeof(int32_t) + 4);
+  memcpy(s->prog[i], prog, plen * sizeof(int32_t));
+  if (llen > 0) {
+    s->lits[i] = malloc(llen);
+    memcpy(s->lits[i], lits, llen);
+  }
+}
+
+void spec_cands(Spec *s, int32_t *start, int32_t *list, int n) {
+  memcpy(s->cstart, start, 130 * sizeof(int32_t));
+  s->cand = malloc(n * sizeof(int32_t) + 4);
+  memcpy(s->cand, list, n * sizeof(int32_t));
+}
+
+/* One hour of the date table: `state` 1 with its base time, or 2 (JavaScript dates it). */
+void spec_hour(Spec *s, int month, int day, int hour, double base, int state) {
+  int idx = ((month - 1) * 31 + day - 1) * 24 + hour;
+  s->base[idx] = base;
+  s->dstate[idx] = (unsigned char)state;
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Runs */
+
+Run *run_new(Spec **specs, int nf, double now, double *info, double *rtime, uint32_t *rv4,
+             uint8_t *rfilter, int32_t *rtext, int cap, unsigned char *text, int tcap) {
+  Run *r = calloc(1, sizeof(Run));
+  r->nf = nf;
+  r->f = calloc(nf, sizeof(FState));
+  for (int i = 0; i < nf; i++) {
+    r->f[i].spec = specs[i];
+    r->f[i].last_time = nan_();
+  }
+  r->now = now;
+  r->info = info;
+  r->rtime = rtime;
+  r->rv4 = rv4;
+  r->rfilter = rfilter;
+  r->rtext = rtext;
+  r->cap = cap;
+  r->text = text;
+  r->tcap = tcap;
+  r->first = nan_();
+  r->last = nan_();
+  return r;
+}
+
+/* A bigger text buffer (the records already drained). */
+void run_text(Run *r, unsigned char *text, int tcap) {
+  r->text = text;
+  r->tcap = tcap;
+}
+
+/* Records drained by JavaScript. */
+void run_drained(Run *r) {
+  r->nrec = 0;
+  r->tlen = 0;
+}
+
+static void val_clear(Val *v) {
+  if (v->heap) free((void *)v->p);
+  v->p = 0;
+  v->len = 0;
+  v->set = 0;
+  v->heap = 0;
+}
+
+/* dst = a copy of src, in `inl` when it fits */
+static void val_store(Val *dst, unsigned char *inl, const Val *src) {
+  if (!src->set) {
+    val_clear(dst);
+    return;
+  }
+  int32_t n = src->len;
+  if (n > max_owned) max_owned = n;
+  const unsigned char *old = dst->heap ? dst->p : 0;
+  if (n <= INL) {
+    if (src->p != inl) memmove(inl, src->p, n);
+    dst->p = inl;
+    dst->heap = 0;
+  } else {
+    unsigned char *p = malloc(n);
+    memcpy(p, src->p, n);
+    dst->p = p;
+    dst->heap = 1;
+  }
+  if (old) free((void *)old);
+  dst->len = n;
+  dst->set = 1;
+}
+
+/* Sets key k of a dict: a copy in a session's, the value itself in the line's. */
+static void dict_put(Dict *d, int k, const Val *v) {
+  if (d->inl) val_store(&d->v[k], d->inl[k], v);
+  else d->v[k] = *v;
+}
+
+static void dict_del(Dict *d, int k) {
+  if (d->inl) val_clear(&d->v[k]);
+  else d->v[k].set = 0;
+}
+
+static Sess *sess_alloc(FState *f) {
+  Sess *e = f->pool;
+  if (e) f->pool = e->hnext;
+  else e = malloc(sizeof(Sess));
+  int nk = f->spec->nk;
+  for (int k = 0; k < nk; k++) e->d.v[k] = (Val){0, 0, 0, 0};
+  e->d.user0 = (Val){0, 0, 0, 0};
+  e->d.nusers = 0;
+  e->d.inl = e->inl;
+  e->key = (Val){0, 0, 0, 0};
+  e->hnext = e->prev = e->next = 0;
+  return e;
+}
+
+/* A session's memory back (to the pool). */
+static void sess_free(FState *f, Sess *e) {
+  int nk = f->spec->nk;
+  for (int k = 0; k < nk; k++)
+    if (e->d.v[k].heap) val_clear(&e->d.v[k]);
+  if (e->d.user0.heap) val_clear(&e->d.user0);
+  if (e->key.heap) val_clear(&e->key);
+  e->hnext = f->pool;
+  f->pool = e;
+}
+
+void run_free(Run *r) {
+  for (int i = 0; i < r->nf; i++) {
+    FState *f = &r->f[i];
+    for (Sess *e = f->first; e;) {
+      Sess *n = e->next;
+      sess_free(f, e);
+      e = n;
+    }
+    if (f->dead) sess_free(f, f->dead);
+    for (Sess *e = f->pool; e;) {
+      Sess *n = e->hnext;
+      free(e);
+      e = n;
+    }
+  }
+  free(r->f);
+  free(r);
+}
+
+double run_last_time(Run *r, int fi) { return r->f[fi].last_time; }
+
+void run_set_last_time(Run *r, int fi, double t) { r->f[fi].last_time = t; }
+
+/* --------------------------------------------------------------------------------------------
+ * Sessions: SessionCache (a map in insertion order) */
+
+static uint32_t hash_bytes(const unsigned char *p, int n) {
+  uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    h = (h ^ *(const uint64_t *)(p + i)) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 32;
+  }
+  uint64_t w = 0;
+  for (; i < n; i++) w = (w << 8) | p[i];
+  h = (h ^ w) * 0xff51afd7ed558ccdULL;
+  h ^= h >> 29;
+  return (uint32_t)h;
+}
+
+static Sess *sess_get(FState *f, const Val *key, uint32_t h) {
+  for (Sess *e = f->bucket[h & (NBUCKET - 1)]; e; e = e->hnext)
+    if (e->hash == h && same(&e->key, key)) return e;
+  return 0;
+}
+
+/* Unlinks e; frees it unless its dict is still in use (`keep`: it is freed by the next call). */
+static void sess_delete(FState *f, Sess *e, int keep) {
+  Sess **pp = &f->bucket[e->hash & (NBUCKET - 1)];
+  while (*pp != e) pp = &(*pp)->hnext;
+  *pp = e->hnext;
+  if (e->prev) e->prev->next = e->next;
+  else f->first = e->next;
+  if (e->next) e->next->prev = e->prev;
+  else f->last = e->prev;
+  f->size--;
+  if (keep) {
+    if (f->dead) sess_free(f, f->dead);
+    f->dead = e;
+  } else sess_free(f, e);
+}
+
+/* cacheSet for a key that is not in the cache: a new session holding a copy of d. */
+static Sess *sess_set(FState *f, const Val *key, uint32_t h, Dict *d, double now) {
+  if (f->size >= MLFID_MAX) {
+    for (Sess *e = f->first; e; e = f->first) {
+      double exp = e->expires;
+      sess_delete(f, e, 0);
+      if (exp > now && f->size < MLFID_MAX) break;
+    }
+  }
+  Sess *e = sess_alloc(f);
+  val_store(&e->key, e->inl[MAXK + 1], key);
+  e->hash = h;
+  e->expires = now + MLFID_TTL;
+  int nk = f->spec->nk;
+  for (int k = 0; k < nk; k++)
+    if (d->v[k].set) val_store(&e->d.v[k], e->inl[k], &d->v[k]);
+  e->d.nusers = d->nusers;
+  if (d->nusers) val_store(&e->d.user0, e->inl[MAXK], &d->user0);
+  e->prev = f->last;
+  if (f->last) f->last->next = e;
+  else f->first = e;
+  f->last = e;
+  int b = h & (NBUCKET - 1);
+  e->hnext = f->bucket[b];
+  f->bucket[b] = e;
+  f->size++;
+  return e;
+}
+
+/* updateUsers: the distinct users of a session (only whether there are two matters here) */
+static void users_add(Dict *d, const Val *user) {
+  if (!user->set || user->len == 0 || d->nusers >= 2) return;
+  if (d->nusers == 0) {
+    if (d->inl) val_store(&d->user0, d->inl[MAXK], user);
+    else d->user0 = *user;
+    d->nusers = 1;
+  } else if (!same(&d->user0, user)) d->nusers = 2;
+}
+
+static const Val ONE = {(const unsigned char *)"1", 1, 1, 0};
+
+/* merge (lean): the session dict the line's failure continues, or the line's own dict. */
+static Dict *merge(FState *f, Dict *d, const int32_t *upd, int nupd, double now) {
+  Val key = d->v[K_MLFID];
+  uint32_t h = hash_bytes(key.p, key.len);
+  Sess *cached = sess_get(f, &key, h);
+  if (cached && !(cached->expires > now)) {
+    sess_delete(f, cached, 0);
+    cached = 0;
+  }
+  int flags = 0;
+  if (truthy(&d->v[K_MLFGAINED])) {
+    flags |= 8 | 1;
+    if (!truthy(&d->v[K_NOFAIL])) d->v[K_NOFAIL] = d->v[K_MLFGAINED];
+  } else if (truthy(&d->v[K_NOFAIL])) flags |= 1;
+  if (truthy(&d->v[K_MLFFORGET])) flags |= 2;
+  d->v[K_MLFFORGET].set = 0;
+  Dict *fail = d;
+  int multi = 0;
+  if (cached) {
+    Dict *c = &cached->d;
+    users_add(c, &d->v[K_USER]);
+    multi = c->nusers > 1;
+    if (truthy(&c->v[K_NOFAIL])) flags |= 4;
+    dict_del(c, K_NOFAIL);
+    if (truthy(&c->v[K_MLFGAINED])) flags |= 4;
+    dict_del(c, K_MLFGAINED);
+    if (flags & 8) dict_del(c, K_MLFPENDING);
+    for (int j = 0; j < nupd; j++) {
+      int k = upd[j];
+      if (d->v[k].set) dict_put(c, k, &d->v[k]);
+    }
+    fail = c;
+    if (flags & 2) sess_delete(f, cached, 1);
+  } else if (!(flags & 2)) {
+    users_add(d, &d->v[K_USER]);
+    multi = d->nusers > 1;
+    fail = &sess_set(f, &key, h, d, now)->d;
+  }
+  int pending = truthy(&fail->v[K_MLFPENDING]);
+  dict_del(fail, K_MLFPENDING);
+  if (pending || multi) {
+    dict_del(fail, K_NOFAIL);
+    dict_del(fail, K_MLFGAINED);
+  }
+  return fail;
+}
+
+/* parseIPv4 (canonical dotted quads only); -1 when not one */
+static int64_t parse_ipv4(const unsigned char *s, int n) {
+  int64_t v = 0;
+  int octet = 0, digits = 0, dots = 0;
+  for (int i = 0; i < n; i++) {
+    int c = s[i];
+    if (c == 46) {
+      if (digits == 0 || dots == 3) return -1;
+      v = v * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet == 0) return -1;
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return -1;
+    } else return -1;
+  }
+  if (dots != 3 || digits == 0) return -1;
+  return v * 256 + octet;
+}
+
+static void put32(unsigned char *p, int32_t v) { memcpy(p, &v, 4); }
+
+/* A failure whose id JavaScript works out (conclude's tail): hint, host, fid (-1: none). */
+static void text_record(Run *r, int fi, double time, int hint, const Val *host, const Val *fid) {
+  int32_t at = r->tlen;
+  if (r->nrec >= r->cap || (int64_t)at + 9 + host->len + (fid ? fid->len : 0) > r->tcap) {
+    r->overflow = 1; /* the caller made no room: a bug, reported by engine.ts */
+    return;
+  }
+  unsigned char *t = r->text + at;
+  t[0] = (unsigned char)hint;
+  put32(t + 1, host->len);
+  put32(t + 5, fid ? fid->len : -1);
+  memcpy(t + 9, host->p, host->len);
+  if (fid) memcpy(t + 9 + host->len, fid->p, fid->len);
+  r->tlen = at + 9 + host->len + (fid ? fid->len : 0);
+  int n = r->nrec++;
+  r->rtime[n] = time;
+  r->rv4[n] = 0;
+  r->rfilter[n] = (uint8_t)fi;
+  r->rtext[n] = at;
+}
+
+/* conclude (lean), from the line's dict on: sessions, then the failure's id. */
+static void stage2(Run *r, int fi, int i, double time, int owned_line) {
+  FState *f = &r->f[fi];
+  Spec *s = f->spec;
+  Dict *d = &f->scratch;
+  Dict *fail = d;
+  if (d->v[K_MLFID].set) {
+    const int32_t *p = s->prog[i];
+    /* the update list is the program's last part (see build in engine.ts) */
+    int nupd = p[p[0]];
+    fail = merge(f, d, p + p[0] + 1, nupd, isnan_(time) ? r->now : time);
+    if (truthy(&fail->v[K_NOFAIL])) return;
+  }
+  const Val *host;
+  int hint;
+  if (truthy(&fail->v[K_IP4])) {
+    host = &fail->v[K_IP4];
+    hint = H_IP4;
+  } else if (truthy(&fail->v[K_IP6])) {
+    host = &fail->v[K_IP6];
+    hint = H_IP6;
+  } else if (truthy(&fail->v[K_DNS])) {
+    host = &fail->v[K_DNS];
+    hint = H_DNS;
+  } else if (truthy(&fail->v[K_FID])) {
+    host = &fail->v[K_FID];
+    hint = H_NONE;
+  } else {
+    dict_put(fail, K_MLFPENDING, &ONE);
+    return;
+  }
+  if (!owned_line) return;
+  const Val *fid = truthy(&fail->v[K_FID]) ? &fail->v[K_FID] : 0;
+  if (hint == H_IP4 && host->len <= 253 && (!fid || same(fid, host))) {
+    int64_t v4 = parse_ipv4(host->p, host->len);
+    if (v4 >= 0) {
+      if (isnan_(time)) return;
+      if (r->nrec >= r->cap) {
+        r->overflow = 1;
+        return;
+      }
+      int n = r->nrec++;
+      r->rtime[n] = time;
+      r->rv4[n] = (uint32_t)v4;
+      r->rfilter[n] = (uint8_t)fi;
+      r->rtext[n] = -1;
+      return;
+    }
+  }
+  text_record(r, fi, time, hint, host, fid);
+}
+
+/* The line's dict from a failregex's groups and the prefregex's (the lean builder's steps). */
+static void build(Spec *s, Dict *d, int i, const unsigned char *fbase, const unsigned char *pbase) {
+  const int32_t *p = s->prog[i] + 1;
+  int nk = s->nk;
+  for (int k = 0; k < nk; k++) d->v[k].set = 0;
+  d->nusers = 0;
+  size_t *ov = s->fail[i].ov;
+  int nown = *p++;
+  for (int j = 0; j < nown; j++) {
+    int k = *p++;
+    int n = *p++;
+    for (int q = 0; q < n; q++) {
+      int g = p[q];
+      size_t a = ov[2 * g];
+      if (a != UNSET) {
+        d->v[k].p = fbase + a;
+        d->v[k].len = (int32_t)(ov[2 * g + 1] - a);
+        d->v[k].set = 1;
+        break;
+      }
+    }
+    p += n;
+  }
+  int added = 0; /* bit per key: an alt value filled it (the prefregex's value then stays out) */
+  int nalt = *p++;
+  for (int j = 0; j < nalt; j++) {
+    int k = p[0], t = p[1];
+    if (truthy(&d->v[k]) && !truthy(&d->v[t])) {
+      d->v[t] = d->v[k];
+      added |= 1 << t;
+    }
+    p += 2;
+  }
+  int npref = *p++;
+  size_t *pov = s->haspref ? s->pref.ov : 0;
+  for (int j = 0; j < npref; j++) {
+    int k = *p++;
+    int flag = *p++; /* 1: leave the key alone when an alt value filled it */
+    int n = *p++;
+    if (!(flag && (added & (1 << k)))) {
+      d->v[k].set = 0;
+      for (int q = 0; q < n; q++) {
+        int g = p[q];
+        size_t a = pov[2 * g];
+        if (a != UNSET) {
+          d->v[k].p = pbase + a;
+          d->v[k].len = (int32_t)(pov[2 * g + 1] - a);
+          d->v[k].set = 1;
+          break;
+        }
+      }
+    }
+    p += n;
+  }
+}
+
+/* A line's dict made by JavaScript (stage 1 there): lens[k] bytes of `bytes` per key, -1 unset. */
+void run_stage2(Run *r, int fi, int i, double time, int owned, int32_t *lens, unsigned char *bytes) {
+  FState *f = &r->f[fi];
+  Dict *d = &f->scratch;
+  int at = 0;
+  for (int k = 0; k < f->spec->nk; k++) {
+    if (lens[k] < 0) {
+      d->v[k].set = 0;
+      continue;
+    }
+    d->v[k].p = bytes + at;
+    d->v[k].len = lens[k];
+    d->v[k].set = 1;
+    at += lens[k];
+  }
+  d->nusers = 0;
+  stage2(r, fi, i, time, owned);
+  if (f->dead) {
+    sess_free(f, f->dead);
+    f->dead = 0;
+  }
+  put_info(r);
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Lines */
+
+static const char MONTHS[12][3] = {{'j', 'a', 'n'}, {'f', 'e', 'b'}, {'m', 'a', 'r'}, {'a', 'p', 'r'},
+                                   {'m', 'a', 'y'}, {'j', 'u', 'n'}, {'j', 'u', 'l'}, {'a', 'u', 'g'},
+                                   {'s', 'e', 'p'}, {'o', 'c', 't'}, {'n', 'o', 'v'}, {'d', 'e', 'c'}};
+
+static int two_digits(const unsigned char *s) {
+  int a = s[0] - 48, b = s[1] - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/* syslogFields (dates.ts): "Mmm dd hh:mm:ss" at the start; month, day, h, m, s or 0 */
+static int syslog_fields(const unsigned char *s, int len, int *out) {
+  if (len < 15) return 0;
+  int c0 = s[0] - 65, c1 = s[1] - 97, c2 = s[2] - 97;
+  if (c0 < 0 || c0 > 25 || c1 < 0 || c1 > 25 || c2 < 0 || c2 > 25 || s[3] != 32) return 0;
+  int month = 0;
+  for (int m = 0; m < 12; m++)
+    if (MONTHS[m][0] - 97 == c0 && MONTHS[m][1] - 97 == c1 && MONTHS[m][2] - 97 == c2) {
+      month = m + 1;
+      break;
+    }
+  if (!month) return 0;
+  int d0 = s[4], d1 = s[5] - 48, day;
+  if (d1 < 0 || d1 > 9) return 0;
+  if (d0 == 49 || d0 == 50) day = (d0 - 48) * 10 + d1;
+  else if ((d0 == 48 || d0 == 32) && d1 > 0) day = d1;
+  else if (d0 == 51 && d1 <= 1) day = 30 + d1;
+  else return 0;
+  if (s[6] != 32 || s[9] != 58 || s[12] != 58) return 0;
+  int hour = two_digits(s + 7), minute = two_digits(s + 10), second = two_digits(s + 13);
+  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return 0;
+  if (len > 15) {
+    int n = s[15];
+    if (n >= 128 || n == 46 || n == 95 || (n >= 48 && n <= 57) || ((n | 32) >= 97 && (n | 32) <= 122))
+      return 0;
+    if (n == 32 && len > 16) {
+      int y = s[16];
+      if (y >= 48 && y <= 57) return 0;
+    }
+  }
+  out[0] = month;
+  out[1] = day;
+  out[2] = hour;
+  out[3] = minute;
+  out[4] = second;
+  return 1;
+}
+
+static int starts_with(const unsigned char *p, int n, const unsigned char *lit, int ln) {
+  return n >= ln && memcmp(p, lit, ln) == 0;
+}
+
+/* One filter on one line [s, e): processBytes. 0 done, else ST_DAY or ST_LINE. */
+static int line_filter(Run *r, int fi, const unsigned char *s, const unsigned char *e, int owned) {
+  FState *f = &r->f[fi];
+  Spec *sp = f->spec;
+  int df[5];
+  if (!syslog_fields(s, (int)(e - s), df)) return ST_LINE;
+  int idx = ((df[0] - 1) * 31 + df[1] - 1) * 24 + df[2];
+  int st = sp->dstate[idx];
+  if (st == 0) {
+    r->info[I_MONTH] = df[0];
+    r->info[I_DAY] = df[1];
+    return ST_DAY;
+  }
+  if (st != 1) return ST_LINE;
+  double time = sp->base[idx] + df[3] * 60 + df[4];
+  f->last_time = time;
+  r->dated = 1;
+  const unsigned char *off = s + 15;
+  const unsigned char *cs = off, *ce = e;
+  if (sp->haspref) {
+    int rc = sp->match(sp->pref.code, off, (size_t)(e - off), 0, 0, sp->pref.md, 0);
+    if (rc < 0) {
+      if (rc != NO_MATCH) return ST_LINE;
+      goto done;
+    }
+    size_t *ov = sp->pref.ov;
+    for (int k = 0; k < sp->ncontent; k++) {
+      int g = sp->content[k];
+      size_t a = ov[2 * g];
+      if (a == UNSET) continue;
+      size_t b = ov[2 * g + 1];
+      if (b > a) {
+        cs = off + a;
+        ce = off + b;
+      }
+      break;
+    }
+  }
+  {
+    int c0 = cs < ce ? *cs : 128;
+    if (c0 > 128) c0 = 128;
+    int n = (int)(ce - cs);
+    for (int j = sp->cstart[c0]; j < sp->cstart[c0 + 1]; j++) {
+      int i = sp->cand[j];
+      const unsigned char *lits = sp->lits[i];
+      if (lits) {
+        int32_t nl, ln;
+        memcpy(&nl, lits, 4);
+        const unsigned char *q = lits + 4;
+        int ok = 0;
+        for (int k = 0; k < nl; k++) {
+          memcpy(&ln, q, 4);
+          if (starts_with(cs, n, q + 4, ln)) {
+            ok = 1;
+            break;
+          }
+          q += 4 + ln;
+        }
+        if (!ok) continue;
+      }
+      Rx *rx = &sp->fail[i];
+      int rc = sp->match(rx->code, cs, (size_t)n, 0, 0, rx->md, 0);
+      if (rc == NO_MATCH) continue;
+      if (rc < 0) return ST_LINE;
+      build(sp, &f->scratch, i, cs, off);
+      stage2(r, fi, i, time, owned);
+      if (f->dead) {
+        sess_free(f, f->dead);
+        f->dead = 0;
+      }
+      break;
+    }
+  }
+done:
+  if (owned) {
+    if (isnan_(r->first) || time < r->first) r->first = time;
+    if (isnan_(r->last) || time > r->last) r->last = time;
+  }
+  return 0;
+}
+
+static void put_info(Run *r) {
+  r->info[I_NREC] = r->nrec;
+  r->info[I_TLEN] = r->tlen;
+  r->info[I_LINES] = (double)r->lines;
+  r->info[I_BINARY] = (double)r->binary;
+  r->info[I_NODATE] = (double)r->nodate;
+  r->info[I_FIRST] = r->first;
+  r->info[I_LAST] = r->last;
+  r->info[I_DATED] = r->dated;
+  r->info[I_OVERFLOW] = r->overflow;
+}
+
+/* Room a record may need: see run_feed. */
+int engine_need(int len) { return 9 + 2 * (len > max_owned ? len : max_owned); }
+
+/*
+ * The lines of buf[pos, len) (ASCII). `resume`: the first line was started before (counted,
+ * `dated` so far), go on at its filter `fi` (a line given back to JavaScript resumes at the
+ * next filter). `nul`: the block has NUL bytes somewhere. Returns ST_DONE, or stops before a
+ * filter on a line (info: where, and why) with ST_DAY, ST_LINE or ST_FLUSH.
+ */
+int run_feed(Run *r, unsigned char *buf, int len, int pos, int fi, int owned, int nul, int dated,
+             int resume) {
+  r->dated = dated;
+  while (pos < len) {
+    unsigned char *nl = memchr(buf + pos, 10, (size_t)(len - pos));
+    int end = nl ? (int)(nl - buf) : len;
+    int stop = end;
+    if (stop > pos && buf[stop - 1] == 13) stop--;
+    if (!resume) {
+      if (owned) r->lines++;
+      if (stop == pos || (nul && memchr(buf + pos, 0, (size_t)(stop - pos)))) {
+        if (stop != pos && owned) r->binary++;
+        pos = end + 1;
+        continue;
+      }
+      r->dated = 0;
+    }
+    for (; fi < r->nf; fi++) {
+      /* room for a record: host and fid from the line or from a session */
+      int need = 9 + 2 * (stop - pos > max_owned ? stop - pos : max_owned);
+      if (r->nrec >= r->cap || r->tlen + need > r->tcap) {
+        r->info[I_NEED] = need;
+        r->info[I_POS] = pos;
+        r->info[I_FI] = fi;
+        put_info(r);
+        return ST_FLUSH;
+      }
+      int st = line_filter(r, fi, buf + pos, buf + stop, owned);
+      if (st) {
+        r->info[I_POS] = pos;
+        r->info[I_FI] = fi;
+        r->info[I_START] = pos;
+        r->info[I_STOP] = stop;
+        put_info(r);
+        return st;
+      }
+    }
+    fi = 0;
+    resume = 0;
+    if (owned && !r->dated) r->nodate++;
+    pos = end + 1;
+  }
+  put_info(r);
+  return ST_DONE;
+}

@@ -43,7 +43,7 @@ enum { H_NONE = 0, H_IP4 = 1, H_IP6 = 2, H_DNS = 3 };
 /* info[] slots shared with engine.ts */
 enum {
   I_POS, I_FI, I_START, I_STOP, I_MONTH, I_DAY, I_NREC, I_TLEN, I_NEED,
-  I_LINES, I_BINARY, I_NODATE, I_FIRST, I_LAST, I_DATED, I_OVERFLOW, I_SIZE
+  I_LINES, I_BINARY, I_NODATE, I_FIRST, I_LAST, I_DATED, I_OVERFLOW, I_NTEXT, I_NNEW, I_SIZE
 };
 
 /* The longest value a session holds (a record's host or fid can come from one). */
@@ -113,10 +113,21 @@ typedef struct {
   double now;
   double *info;
   double *rtime;
-  uint32_t *rv4;
+  uint32_t *rid; /* the id's number in the run (IPv4 ids: see id4), 0 for a text record */
   uint8_t *rfilter;
-  int32_t *rtext; /* offset of a text record, -1 for an IPv4 id */
+  int32_t *rtext; /* offset of a text record in text[], -1 for an IPv4 id */
+  int32_t *tpos;  /* the text records' positions */
+  int32_t ntext;
+  uint32_t *nv4;  /* IPv4 ids numbered since the last drain, and their numbers */
+  uint32_t *nvidx;
+  int32_t nnew;
   int32_t cap, nrec;
+  /* IPv4 ids → their numbers (open addressing; key + 1, 0 empty) */
+  uint64_t *hkey;
+  uint32_t *hval;
+  uint32_t hcap, hcount;
+  uint32_t nids;
+  double *perf; /* failures with IPv4 ids per filter */
   unsigned char *text;
   int32_t tcap, tlen;
   int32_t dated;
@@ -193,9 +204,17 @@ void spec_hour(Spec *s, int month, int day, int hour, double base, int state) {
 /* --------------------------------------------------------------------------------------------
  * Runs */
 
-Run *run_new(Spec **specs, int nf, double now, double *info, double *rtime, uint32_t *rv4,
-             uint8_t *rfilter, int32_t *rtext, int cap, unsigned char *text, int tcap) {
+Run *run_new(Spec **specs, int nf, double now, double *info, double *rtime, uint32_t *rid,
+             uint8_t *rfilter, int32_t *rtext, int32_t *tpos, uint32_t *nv4, uint32_t *nvidx, int cap,
+             unsigned char *text, int tcap) {
   Run *r = calloc(1, sizeof(Run));
+  r->tpos = tpos;
+  r->nv4 = nv4;
+  r->nvidx = nvidx;
+  r->hcap = 1024;
+  r->hkey = calloc(r->hcap, sizeof(uint64_t));
+  r->hval = calloc(r->hcap, sizeof(uint32_t));
+  r->perf = calloc(nf, sizeof(double));
   r->nf = nf;
   r->f = calloc(nf, sizeof(FState));
   for (int i = 0; i < nf; i++) {
@@ -205,7 +224,7 @@ Run *run_new(Spec **specs, int nf, double now, double *info, double *rtime, uint
   r->now = now;
   r->info = info;
   r->rtime = rtime;
-  r->rv4 = rv4;
+  r->rid = rid;
   r->rfilter = rfilter;
   r->rtext = rtext;
   r->cap = cap;
@@ -226,7 +245,56 @@ void run_text(Run *r, unsigned char *text, int tcap) {
 void run_drained(Run *r) {
   r->nrec = 0;
   r->tlen = 0;
+  r->ntext = 0;
+  r->nnew = 0;
 }
+
+static uint32_t hash32(uint32_t v) {
+  uint64_t h = (uint64_t)v * 0x9e3779b97f4a7c15ULL;
+  return (uint32_t)(h >> 32);
+}
+
+/* The number of an IPv4 id in this run: the next one when it is new (noted in nv4/nvidx). */
+uint32_t run_id4(Run *r, int32_t bits) {
+  uint32_t v4 = (uint32_t)bits;
+  uint64_t key = (uint64_t)v4 + 1;
+  uint32_t mask = r->hcap - 1;
+  uint32_t i = hash32(v4) & mask;
+  while (r->hkey[i]) {
+    if (r->hkey[i] == key) return r->hval[i];
+    i = (i + 1) & mask;
+  }
+  uint32_t n = r->nids++;
+  r->hkey[i] = key;
+  r->hval[i] = n;
+  r->nv4[r->nnew] = v4;
+  r->nvidx[r->nnew++] = n;
+  if (++r->hcount * 2 > r->hcap) {
+    uint32_t cap = r->hcap * 2;
+    uint64_t *hk = calloc(cap, sizeof(uint64_t));
+    uint32_t *hv = calloc(cap, sizeof(uint32_t));
+    for (uint32_t j = 0; j < r->hcap; j++) {
+      if (!r->hkey[j]) continue;
+      uint32_t k = hash32((uint32_t)(r->hkey[j] - 1)) & (cap - 1);
+      while (hk[k]) k = (k + 1) & (cap - 1);
+      hk[k] = r->hkey[j];
+      hv[k] = r->hval[j];
+    }
+    free(r->hkey);
+    free(r->hval);
+    r->hkey = hk;
+    r->hval = hv;
+    r->hcap = cap;
+  }
+  return n;
+}
+
+/* The next id number, for an id JavaScript keeps (not an IPv4 address). */
+uint32_t run_next_id(Run *r) { return r->nids++; }
+
+double run_count(Run *r, int fi) { return r->perf[fi]; }
+
+int run_nnew(Run *r) { return r->nnew; }
 
 static void val_clear(Val *v) {
   if (v->heap) free((void *)v->p);
@@ -312,6 +380,9 @@ void run_free(Run *r) {
     }
   }
   free(r->f);
+  free(r->hkey);
+  free(r->hval);
+  free(r->perf);
   free(r);
 }
 
@@ -486,9 +557,10 @@ static void text_record(Run *r, int fi, double time, int hint, const Val *host, 
   r->tlen = at + 9 + host->len + (fid ? fid->len : 0);
   int n = r->nrec++;
   r->rtime[n] = time;
-  r->rv4[n] = 0;
+  r->rid[n] = 0;
   r->rfilter[n] = (uint8_t)fi;
   r->rtext[n] = at;
+  r->tpos[r->ntext++] = n;
 }
 
 /* conclude (lean), from the line's dict on: sessions, then the failure's id. */
@@ -534,9 +606,10 @@ static void stage2(Run *r, int fi, int i, double time, int owned_line) {
       }
       int n = r->nrec++;
       r->rtime[n] = time;
-      r->rv4[n] = (uint32_t)v4;
+      r->rid[n] = run_id4(r, (uint32_t)v4);
       r->rfilter[n] = (uint8_t)fi;
       r->rtext[n] = -1;
+      r->perf[fi] += 1;
       return;
     }
   }
@@ -760,6 +833,8 @@ done:
 
 static void put_info(Run *r) {
   r->info[I_NREC] = r->nrec;
+  r->info[I_NTEXT] = r->ntext;
+  r->info[I_NNEW] = r->nnew;
   r->info[I_TLEN] = r->tlen;
   r->info[I_LINES] = (double)r->lines;
   r->info[I_BINARY] = (double)r->binary;

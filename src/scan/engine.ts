@@ -15,10 +15,12 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CompiledFilter } from "../filter/index.ts";
+import type { Identity } from "../filter/matcher.ts";
 import { candidateTable, LEAN_KEYS, type NativeEntry, namedGroups, nativeForm } from "../filter/matcher.ts";
 import { jitMatchAddress } from "../filter/native.ts";
+import { detach } from "../util/detach.ts";
 import { Fail2tsError } from "../util/errors.ts";
-import type { HostKind } from "../util/ip.ts";
+import { type HostKind, parseIPv4 } from "../util/ip.ts";
 import source from "./engine.c" with { type: "text" };
 
 const P = FFIType.ptr;
@@ -32,7 +34,11 @@ const SYMBOLS = {
   spec_fail: { args: [P, I, P, P, P, P, I, P, I], returns: V },
   spec_cands: { args: [P, P, P, I], returns: V },
   spec_hour: { args: [P, I, I, I, D, I], returns: V },
-  run_new: { args: [P, I, D, P, P, P, P, P, I, P, I], returns: P },
+  run_new: { args: [P, I, D, P, P, P, P, P, P, P, P, I, P, I], returns: P },
+  run_id4: { args: [P, I], returns: FFIType.u32 },
+  run_next_id: { args: [P], returns: FFIType.u32 },
+  run_count: { args: [P, I], returns: D },
+  run_nnew: { args: [P], returns: I },
   run_text: { args: [P, P, I], returns: V },
   run_drained: { args: [P], returns: V },
   run_free: { args: [P], returns: V },
@@ -128,7 +134,9 @@ const I_FIRST = 12;
 const I_LAST = 13;
 const I_DATED = 14;
 const I_OVERFLOW = 15;
-const INFO_SIZE = 16;
+const I_NTEXT = 16;
+const I_NNEW = 17;
+const INFO_SIZE = 20;
 
 const ST_DONE = 0;
 const ST_DAY = 1;
@@ -282,18 +290,30 @@ function fillDay(L: Lib, spec: Spec, month: number, day: number): void {
 
 /** Where the engine's results go (ChunkRun). */
 export interface EngineSink {
-  /** A failure with an IPv4 id (its number). */
-  failure4(v4: number, time: number, filter: number): void;
-  /** A failure whose host JavaScript identifies (FilterMatcher.identify). */
-  failureText(
+  /** The failure id of a host, as the filter's matcher makes it (FilterMatcher.identify). */
+  identify(
+    filter: number,
     host: string,
     hint: HostKind | undefined,
     fid: string | undefined,
-    time: number,
-    filter: number,
-  ): void;
+  ): Identity | null;
+  /** Failures in line order: their ids' numbers (see EngineRun.ids), times, filters. */
+  records(ids: Uint32Array, times: Float64Array, filters: Uint8Array): void;
   /** JavaScript takes one line for one filter (a Latin-1 string); true when it found a date. */
   line(filter: number, text: string, owned: boolean): boolean;
+}
+
+/** What a run adds up to (see EngineRun.finish). */
+export interface EngineTotals {
+  lines: number;
+  binary: number;
+  noDate: number;
+  invalid: number;
+  first: number | null;
+  last: number | null;
+  perFilter: number[];
+  /** The failure ids by number. */
+  ids: string[];
 }
 
 /** Engines for these filters (one chunk run: fresh sessions), or null when one cannot run there. */
@@ -320,20 +340,30 @@ function nonNull(p: Pointer | bigint | null): Pointer {
   return p as Pointer;
 }
 
+const ipv4Text = (v: number) => `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+
 export class EngineRun {
   private readonly handle: Pointer;
   // The engine keeps pointers to these: arrays on ArrayBuffers of their own, which never move.
   private readonly info = new Float64Array(new ArrayBuffer(8 * INFO_SIZE));
   private readonly rtime = new Float64Array(new ArrayBuffer(8 * CAP));
-  private readonly rv4 = new Uint32Array(new ArrayBuffer(4 * CAP));
+  private readonly rid = new Uint32Array(new ArrayBuffer(4 * CAP));
   private readonly rfilter = new Uint8Array(new ArrayBuffer(CAP));
   private readonly rtext = new Int32Array(new ArrayBuffer(4 * CAP));
+  private readonly tpos = new Int32Array(new ArrayBuffer(4 * CAP));
+  private readonly nv4 = new Uint32Array(new ArrayBuffer(8 * CAP));
+  private readonly nvidx = new Uint32Array(new ArrayBuffer(8 * CAP));
   private text = Buffer.from(new ArrayBuffer(1 << 16));
   private readonly lens = new Int32Array(new ArrayBuffer(4 * MAXK));
   private scratch = Buffer.alloc(4096);
   /** Whether the lines being fed belong to the chunk (see feed; the handoff reads it). */
   owned = false;
   private closed = false;
+  /** The ids by number: IPv4 ones numbered by the engine, the others here. */
+  private readonly ids: string[] = [];
+  private readonly idOf = new Map<string, number>();
+  private invalid = 0;
+  private readonly textCounts: number[];
 
   constructor(
     private readonly L: Lib,
@@ -341,6 +371,7 @@ export class EngineRun {
     now: number,
     private readonly sink: EngineSink,
   ) {
+    this.textCounts = specs.map(() => 0);
     const handles = BigUint64Array.from(specs.map((s) => BigInt(s.handle)));
     this.handle = nonNull(
       L.run_new(
@@ -349,16 +380,18 @@ export class EngineRun {
         now,
         ptr(this.info),
         ptr(this.rtime),
-        ptr(this.rv4),
+        ptr(this.rid),
         ptr(this.rfilter),
         ptr(this.rtext),
+        ptr(this.tpos),
+        ptr(this.nv4),
+        ptr(this.nvidx),
         CAP,
         ptr(this.text),
         this.text.length,
       ),
     );
   }
-
   /**
    * The lines of `buf` (pure ASCII, whole lines); `owned`: they belong to the chunk (else they
    * only prime the sessions).
@@ -379,7 +412,7 @@ export class EngineRun {
       const st = L.run_feed(this.handle, base, len, pos, fi, owned ? 1 : 0, nul, dated, resume);
       resume = 1;
       if (st === ST_DONE) return;
-      // `| 0`: bun:ffi reads an i32 argument from a number held as a double as 0
+      // `| 0`: bun:ffi reads an integer argument from a number held as a double wrongly
       pos = info[I_POS]! | 0;
       fi = info[I_FI]! | 0;
       dated = info[I_DATED]! | 0;
@@ -449,42 +482,84 @@ export class EngineRun {
     }
   }
 
-  /** Hands the records so far to the sink, in line order. */
+  /**
+   * Hands the records so far to the sink, in line order: the text ones identified here (or
+   * dropped: not a valid host, or no time), the new IPv4 ids named.
+   */
   private drain(): void {
-    if (this.info[I_OVERFLOW] !== 0)
-      throw new Fail2tsError("internal", "scan engine: a record found no room");
-    const n = this.info[I_NREC]!;
-    const sink = this.sink;
-    const text = this.text;
-    for (let k = 0; k < n; k++) {
-      const t = this.rtime[k]!;
-      const f = this.rfilter[k]!;
+    const info = this.info;
+    if (info[I_OVERFLOW] !== 0) throw new Fail2tsError("internal", "scan engine: a record found no room");
+    let n = info[I_NREC]!;
+    const nt = info[I_NTEXT]!;
+    const L = this.L;
+    let drop = false;
+    for (let j = 0; j < nt; j++) {
+      const k = this.tpos[j]!;
       const at = this.rtext[k]!;
-      if (at < 0) {
-        sink.failure4(this.rv4[k]!, t, f);
-        continue;
-      }
+      const text = this.text;
       const hl = text.readInt32LE(at + 1);
       const fl = text.readInt32LE(at + 5);
       const host = utf8.decode(text.subarray(at + 9, at + 9 + hl));
       const fid = fl < 0 ? undefined : utf8.decode(text.subarray(at + 9 + hl, at + 9 + hl + fl));
-      sink.failureText(host, HINTS[text[at]!], fid, t, f);
+      const f = this.rfilter[k]!;
+      const who = this.sink.identify(f, host, HINTS[text[at]!], fid);
+      if (who === null) this.invalid++;
+      if (who === null || Number.isNaN(this.rtime[k]!)) {
+        this.rtext[k] = -2;
+        drop = true;
+        continue;
+      }
+      this.textCounts[f]!++;
+      // as ChunkRun.push: an id that is IPv4 text is known by its number, whatever its kind
+      const num = who.kind === "ip4" && who.v4 >= 0 ? who.v4 : parseIPv4(who.id);
+      let id: number;
+      // `| 0`: bun:ffi reads a number held as a double (2³¹ and up) wrongly; engine.c takes the bits
+      if (num >= 0) id = L.run_id4(this.handle, num | 0);
+      else {
+        id = this.idOf.get(who.id) ?? -1;
+        if (id < 0) {
+          id = L.run_next_id(this.handle);
+          const own = detach(who.id);
+          this.ids[id] = own;
+          this.idOf.set(own, id);
+        }
+      }
+      this.rid[k] = id;
     }
-    this.info[I_NREC] = 0;
-    this.info[I_TLEN] = 0;
-    this.L.run_drained(this.handle);
+    const nn = L.run_nnew(this.handle);
+    for (let j = 0; j < nn; j++) this.ids[this.nvidx[j]!] = ipv4Text(this.nv4[j]!);
+    if (drop) {
+      let w = 0;
+      for (let k = 0; k < n; k++) {
+        if (this.rtext[k] === -2) continue;
+        this.rid[w] = this.rid[k]!;
+        this.rtime[w] = this.rtime[k]!;
+        this.rfilter[w++] = this.rfilter[k]!;
+      }
+      n = w;
+    }
+    if (n > 0)
+      this.sink.records(this.rid.subarray(0, n), this.rtime.subarray(0, n), this.rfilter.subarray(0, n));
+    info[I_NREC] = 0;
+    info[I_TLEN] = 0;
+    info[I_NTEXT] = 0;
+    info[I_NNEW] = 0;
+    L.run_drained(this.handle);
   }
 
-  /** The last records, the counts, and the engine's memory back; the run is over. */
-  finish(): { lines: number; binary: number; noDate: number; first: number | null; last: number | null } {
+  /** The last records, the totals, and the engine's memory back; the run is over. */
+  finish(): EngineTotals {
     this.drain();
     const info = this.info;
-    const out = {
+    const out: EngineTotals = {
       lines: info[I_LINES]!,
       binary: info[I_BINARY]!,
       noDate: info[I_NODATE]!,
+      invalid: this.invalid,
       first: Number.isNaN(info[I_FIRST]!) ? null : info[I_FIRST]!,
       last: Number.isNaN(info[I_LAST]!) ? null : info[I_LAST]!,
+      perFilter: this.textCounts.map((n, i) => n + this.L.run_count(this.handle, i)),
+      ids: this.ids,
     };
     if (!this.closed) this.L.run_free(this.handle);
     this.closed = true;

@@ -6,7 +6,9 @@
 import { ptr } from "bun:ffi";
 import { isAscii } from "node:buffer";
 import { type CompiledFilter, FilterMatcher, type LineResult, openFilter } from "../filter/index.ts";
+import type { Identity } from "../filter/matcher.ts";
 import { nativeAvailable } from "../filter/native.ts";
+import { detach } from "../util/detach.ts";
 import { type HostKind, parseIPv4 } from "../util/ip.ts";
 import { U32Map } from "../util/u32map.ts";
 import { type EngineRun, startEngine } from "./engine.ts";
@@ -75,16 +77,6 @@ export function journalRecord(line: string): JournalLine | null {
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
 /**
- * A copy of a short string that does not keep the text it was cut from alive (a block of the
- * log, a megabyte). Not `(" " + s).slice(1)`: JavaScriptCore cuts that from the rope's second
- * half, which is `s` itself, still pointing into the block. A JSON round trip always makes a
- * new string, lone surrogates included.
- */
-function detach(s: string): string {
-  return JSON.parse(JSON.stringify(s)) as string;
-}
-
-/**
  * The state of one chunk being scanned: one FilterMatcher per filter (the chunk's sessions) and
  * the counts and failures so far. Text comes in pieces of whole lines, in order.
  */
@@ -150,32 +142,24 @@ export class ChunkRun {
     this.append(k, time, filter);
   }
 
-  /** EngineSink: a failure with an IPv4 id, by its number. */
-  failure4(v4: number, time: number, filter: number): void {
-    let k = this.idOf4.get(v4);
-    if (k < 0) {
-      k = this.ids.length;
-      this.ids.push(`${v4 >>> 24}.${(v4 >>> 16) & 255}.${(v4 >>> 8) & 255}.${v4 & 255}`);
-      this.idOf4.set(v4, k);
-    }
-    this.append(k, time, filter);
-    this.perFilter[filter]!++;
-  }
-
-  /** EngineSink: a failure whose host the filter's matcher identifies (as conclude does). */
-  failureText(
+  /** EngineSink: the failure id of a host, as the filter's matcher makes it. */
+  identify(
+    filter: number,
     host: string,
     hint: HostKind | undefined,
     fid: string | undefined,
-    time: number,
-    filter: number,
-  ): void {
-    const who = this.matchers[filter]!.identify(host, hint, fid);
-    if (who === null) this.invalid++;
-    else if (!Number.isNaN(time)) {
-      this.push(who.id, time, filter, who.kind === "ip4" ? who.v4 : -1);
-      this.perFilter[filter]!++;
-    }
+  ): Identity | null {
+    return this.matchers[filter]!.identify(host, hint, fid);
+  }
+
+  /** EngineSink: failures in line order, their ids numbered by the engine. */
+  records(ids: Uint32Array, times: Float64Array, filters: Uint8Array): void {
+    const n = ids.length;
+    this.reserve(this.count + n);
+    this.idIndex.set(ids, this.count);
+    this.times.set(times, this.count);
+    this.filters.set(filters, this.count);
+    this.count += n;
   }
 
   /** EngineSink: a line the engine gives back, for one filter; true when it had a date. */
@@ -194,18 +178,24 @@ export class ChunkRun {
     return this.record(r, i, owned);
   }
 
+  /** Room for `n` failures in all. */
+  private reserve(n: number): void {
+    if (n <= this.times.length) return;
+    let size = this.times.length * 2;
+    while (size < n) size *= 2;
+    const grow = <T extends Uint32Array | Float64Array | Uint8Array>(a: T): T => {
+      const b = new (a.constructor as new (n: number) => T)(size);
+      b.set(a);
+      return b;
+    };
+    this.idIndex = grow(this.idIndex);
+    this.times = grow(this.times);
+    this.filters = grow(this.filters);
+  }
+
   private append(k: number, time: number, filter: number): void {
     const n = this.count++;
-    if (n === this.times.length) {
-      const grow = <T extends Uint32Array | Float64Array | Uint8Array>(a: T): T => {
-        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.idIndex = grow(this.idIndex);
-      this.times = grow(this.times);
-      this.filters = grow(this.filters);
-    }
+    if (n === this.times.length) this.reserve(n + 1);
     this.idIndex[n] = k;
     this.times[n] = time;
     this.filters[n] = filter;
@@ -317,11 +307,15 @@ export class ChunkRun {
   }
 
   finish(seq: number, bytes: number): ChunkResult {
+    let ids = this.ids;
     if (this.engine !== null) {
       const e = this.engine.finish();
       this.lines += e.lines;
       this.binary += e.binary;
       this.noDate += e.noDate;
+      this.invalid += e.invalid;
+      for (let i = 0; i < e.perFilter.length; i++) this.perFilter[i]! += e.perFilter[i]!;
+      ids = e.ids;
       if (e.first !== null && (this.first === null || e.first < this.first)) this.first = e.first;
       if (e.last !== null && (this.last === null || e.last > this.last)) this.last = e.last;
     }
@@ -334,7 +328,7 @@ export class ChunkRun {
       binary: this.binary,
       invalid: this.invalid,
       perFilter: this.perFilter,
-      ids: this.ids,
+      ids,
       idIndex: this.idIndex.slice(0, n),
       times: this.times.slice(0, n),
       filters: this.filters.slice(0, n),

@@ -77,6 +77,7 @@ export interface ScanReport {
 const PRIME_BYTES = 256 * 1024;
 const MIN_CHUNK = 8 * 1024 * 1024;
 const MAX_CHUNK = 16 * 1024 * 1024;
+const GC_EVERY = 512 * 1024 * 1024;
 
 function sniffJournal(path: string): boolean {
   if (path === "-") return false;
@@ -151,6 +152,9 @@ export async function runScan(
     const r = await next.p;
     consume(r, next.file);
     done += r.bytes;
+    // A collection now and then: with the native engine the workers outpace the replay, and
+    // JavaScriptCore lets the garbage of the chunks replayed pile up (5 GB: 102 MiB without).
+    if (Math.floor(done / GC_EVERY) !== Math.floor((done - r.bytes) / GC_EVERY)) Bun.gc(true);
     next.file.bytes += r.bytes;
     report.bytes += r.bytes;
     opts.onProgress?.(Math.min(done, total), total);

@@ -617,6 +617,20 @@ static void stage2(Run *r, int fi, int i, double time, int owned_line) {
 }
 
 /* The line's dict from a failregex's groups and the prefregex's (the lean builder's steps). */
+/* groupValue: the first of groups g[0..n) that took part in the match (ov, at base), or unset. */
+static void group_value(Val *v, const int32_t *g, int n, const size_t *ov, const unsigned char *base) {
+  v->set = 0;
+  for (int q = 0; q < n; q++) {
+    size_t a = ov[2 * g[q]];
+    if (a != UNSET) {
+      v->p = base + a;
+      v->len = (int32_t)(ov[2 * g[q] + 1] - a);
+      v->set = 1;
+      return;
+    }
+  }
+}
+
 static void build(Spec *s, Dict *d, int i, const unsigned char *fbase, const unsigned char *pbase) {
   const int32_t *p = s->prog[i] + 1;
   int nk = s->nk;
@@ -627,16 +641,7 @@ static void build(Spec *s, Dict *d, int i, const unsigned char *fbase, const uns
   for (int j = 0; j < nown; j++) {
     int k = *p++;
     int n = *p++;
-    for (int q = 0; q < n; q++) {
-      int g = p[q];
-      size_t a = ov[2 * g];
-      if (a != UNSET) {
-        d->v[k].p = fbase + a;
-        d->v[k].len = (int32_t)(ov[2 * g + 1] - a);
-        d->v[k].set = 1;
-        break;
-      }
-    }
+    group_value(&d->v[k], p, n, ov, fbase);
     p += n;
   }
   int added = 0; /* bit per key: an alt value filled it (the prefregex's value then stays out) */
@@ -655,19 +660,7 @@ static void build(Spec *s, Dict *d, int i, const unsigned char *fbase, const uns
     int k = *p++;
     int flag = *p++; /* 1: leave the key alone when an alt value filled it */
     int n = *p++;
-    if (!(flag && (added & (1 << k)))) {
-      d->v[k].set = 0;
-      for (int q = 0; q < n; q++) {
-        int g = p[q];
-        size_t a = pov[2 * g];
-        if (a != UNSET) {
-          d->v[k].p = pbase + a;
-          d->v[k].len = (int32_t)(pov[2 * g + 1] - a);
-          d->v[k].set = 1;
-          break;
-        }
-      }
-    }
+    if (!(flag && (added & (1 << k)))) group_value(&d->v[k], p, n, pov, pbase);
     p += n;
   }
 }

@@ -20,7 +20,7 @@ import { candidateTable, LEAN_KEYS, type NativeEntry, namedGroups, nativeForm } 
 import { jitMatchAddress } from "../filter/native.ts";
 import { detach } from "../util/detach.ts";
 import { Fail2tsError } from "../util/errors.ts";
-import { type HostKind, parseIPv4 } from "../util/ip.ts";
+import { formatIPv4, type HostKind, parseIPv4 } from "../util/ip.ts";
 import source from "./engine.c" with { type: "text" };
 
 const P = FFIType.ptr;
@@ -340,8 +340,6 @@ function nonNull(p: Pointer | bigint | null): Pointer {
   return p as Pointer;
 }
 
-const ipv4Text = (v: number) => `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
-
 export class EngineRun {
   private readonly handle: Pointer;
   // The engine keeps pointers to these: arrays on ArrayBuffers of their own, which never move.
@@ -527,7 +525,7 @@ export class EngineRun {
       this.rid[k] = id;
     }
     const nn = L.run_nnew(this.handle);
-    for (let j = 0; j < nn; j++) this.ids[this.nvidx[j]!] = ipv4Text(this.nv4[j]!);
+    for (let j = 0; j < nn; j++) this.ids[this.nvidx[j]!] = formatIPv4(this.nv4[j]!);
     if (drop) {
       let w = 0;
       for (let k = 0; k < n; k++) {

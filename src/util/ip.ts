@@ -39,6 +39,11 @@ export function parseIPv4(s: string): number {
   return n * 256 + octet;
 }
 
+/** The canonical text of an IPv4 address given as its number (parseIPv4's inverse). */
+export function formatIPv4(v: number): string {
+  return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+}
+
 /** A dotted quad with octets up to 255 but leading zeros ("192.0.2.09"): not an address. */
 export function isLooseIPv4(s: string): boolean {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);

@@ -197,7 +197,7 @@ describe("native engine = JavaScript path", () => {
       const { js, native } = same([{ ref: "sshd[mode=aggressive]", jail: "sshd" }], pieces(lines));
       expect(native).toBe(true);
       expect(js.invalid).toBeGreaterThan(0);
-      expect(js.ids.some((id) => id.includes(":"))).toBe(true);
+      expect(js.ids.some((id) => typeof id === "string" && id.includes(":"))).toBe(true);
       expect(js.binary).toBeGreaterThan(0);
     });
 

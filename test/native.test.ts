@@ -125,7 +125,7 @@ test("the ids a run keeps do not keep the blocks they were read from alive", () 
   };
   const before = live();
   const proc = new ChunkProcessor([{ ref: "sshd", jail: "j" }], NOW);
-  const kept: string[] = [];
+  const kept: Array<number | string> = [];
   const filler = ` gw CRON[1]: ${"x".repeat(1000)}\n`.repeat(1000);
   for (let b = 0; b < 40; b++) {
     // a block of about 1 MB with one failure from an address of its own

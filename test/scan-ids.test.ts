@@ -9,11 +9,12 @@ import { type BanDecision, JailCore } from "../src/jail/jail.ts";
 import { type ChildReply, FrameReader, frame, KnownIds, resultFrame, resultOf } from "../src/scan/child.ts";
 import { encodeIds, IdTable, IdTranslation } from "../src/scan/ids.ts";
 import type { ChunkResult } from "../src/scan/process.ts";
+import { formatIPv4, parseIPv4 } from "../src/util/ip.ts";
 import { U32Map } from "../src/util/u32map.ts";
 
 const ODD_IDS = ["192.0.2.1", "2001:db8::1", "", "\uFEFFbom", "häßlich-ünicode", "a".repeat(300), "x\ny"];
 
-function chunk(ids: string[], idIndex: number[], seq = 0): ChunkResult {
+function chunk(ids: Array<number | string>, idIndex: number[], seq = 0): ChunkResult {
   return {
     seq,
     lines: idIndex.length,
@@ -37,8 +38,10 @@ function viaFrame(bytes: Uint8Array, tr: IdTranslation, table: IdTable): { ids: 
   reader.push(bytes);
   const f = reader.next()!;
   const r = resultOf(f.header as ChildReply, f.payload)!;
-  if (Array.isArray(r.newIds)) tr.extend(r.newIds);
-  else tr.extendEncoded(r.newIds.encoded, r.newIds.count);
+  tr.extendV4(r.newIds.v4);
+  const others = r.newIds.others;
+  if (Array.isArray(others)) tr.extend(others);
+  else tr.extendEncoded(others.encoded, others.count);
   return {
     ids: [...r.idIndex].map((i) => table.name(tr.map[i]!)),
     times: [...r.times],
@@ -93,9 +96,51 @@ describe("scan ids", () => {
     expect(r.times).toEqual([1.5, -3, 2 ** 33]);
   });
 
+  test("IPv4 ids go as numbers, one id per address whether given as a number or as text", () => {
+    const table = new IdTable();
+    const a = new IdTranslation(table);
+    const b = new IdTranslation(table);
+    const knownA = new KnownIds();
+    const knownB = new KnownIds();
+    const v4 = (s: string) => parseIPv4(s);
+    // child A: numbers and an other id mixed (others are numbered after the IPv4 ones)
+    const r1 = viaFrame(
+      resultFrame(chunk(["2001:db8::1", v4("192.0.2.1"), v4("255.255.255.255")], [0, 1, 2, 1]), knownA),
+      a,
+      table,
+    );
+    expect(r1.ids).toEqual(["2001:db8::1", "192.0.2.1", "255.255.255.255", "192.0.2.1"]);
+    // canonical IPv4 text is read as the address's number
+    const r2 = viaFrame(
+      resultFrame(chunk(["192.0.2.1", v4("0.0.0.0"), "192.0.2.01"], [2, 1, 0]), knownA),
+      a,
+      table,
+    );
+    expect(r2.ids).toEqual(["192.0.2.01", "0.0.0.0", "192.0.2.1"]);
+    // child B meets the same addresses: the same run numbers
+    const r3 = viaFrame(resultFrame(chunk([v4("255.255.255.255"), "192.0.2.1"], [0, 1]), knownB), b, table);
+    expect(r3.ids).toEqual(["255.255.255.255", "192.0.2.1"]);
+    expect(b.map[0]).toBe(table.numberOfString("255.255.255.255"));
+    expect(b.map[1]).toBe(table.numberOfV4(v4("192.0.2.1")));
+    expect(table.size).toBe(5);
+    // the local path: mixed ids straight from a ChunkResult
+    const c = new IdTranslation(table);
+    c.extend([v4("0.0.0.0"), "192.0.2.01", "192.0.2.1"]);
+    expect([...c.map.subarray(0, 3)].map((x) => table.name(x))).toEqual([
+      "0.0.0.0",
+      "192.0.2.01",
+      "192.0.2.1",
+    ]);
+    expect(table.size).toBe(5);
+  });
+
   test("many ids: the table grows and rehashes without losing any", () => {
     const table = new IdTable();
-    const ids = Array.from({ length: 20000 }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`);
+    const ids = Array.from({ length: 20000 }, (_, i) => `host-${i >> 16}.${(i >> 8) & 255}.${i & 255}`);
+    const v4 = Array.from({ length: 20000 }, (_, i) => (0x0a000000 + i * 7919) >>> 0);
+    const byNumber = v4.map((n) => table.numberOfV4(n));
+    expect(new Set(byNumber).size).toBe(v4.length);
+    expect(table.name(byNumber[777]!)).toBe(formatIPv4(v4[777]!));
     const first = ids.map((id) => table.numberOfString(id));
     expect(new Set(first).size).toBe(ids.length);
     const encoded = encodeIds(ids)!;

@@ -29,14 +29,15 @@ export type ChildTask =
   | (Extract<ChildRequest, { type: "text" }> & { data: Buffer });
 
 /**
- * Header of a result. The payload holds times, the ids this child had not sent before (encoded
- * for the parent's IdTable, see encodeIds), id numbers, filter indexes (u8). Times are u32 when
- * all are whole seconds (syslog dates), else f64; id numbers u16 while the child has fewer than
- * 65536 ids, else u32: about half the bytes to pipe and to allocate in the parent, usually.
- * A child numbers ids in the order it first sends them, for the whole run, so an id crosses the
- * pipe and is looked up by the parent once per child, not once per chunk. In the unlikely case
- * an id cannot be encoded (a newline or a lone surrogate in an `<F-ID>` capture), the new ids
- * are in the header instead.
+ * Header of a result. The payload holds times, the ids this child had not sent before (the
+ * IPv4 ones as u32 numbers, then the others encoded for the parent's IdTable, see encodeIds),
+ * id numbers, filter indexes (u8). Times are u32 when all are whole seconds (syslog dates),
+ * else f64; id numbers u16 while the child has fewer than 65536 ids, else u32: about half the
+ * bytes to pipe and to allocate in the parent, usually.
+ * A child numbers ids in the order it first sends them (a result's new IPv4 ids first), for the
+ * whole run, so an id crosses the pipe and is looked up by the parent once per child, not once
+ * per chunk. In the unlikely case an id cannot be encoded (a newline or a lone surrogate in an
+ * `<F-ID>` capture), the new ids that are not IPv4 are in the header instead.
  */
 type ResultHeader = Omit<ChunkResult, "idIndex" | "times" | "filters" | "ids"> & {
   type: "result";
@@ -44,6 +45,8 @@ type ResultHeader = Omit<ChunkResult, "idIndex" | "times" | "filters" | "ids"> &
   /** Bytes per time (4, 8) and per id number (2, 4). */
   timeBytes: 4 | 8;
   idBytes: 2 | 4;
+  /** New IPv4 ids, new other ids. */
+  v4Count: number;
   idCount: number;
   ids?: string[];
 };
@@ -154,18 +157,32 @@ export class FrameReader {
 export function resultFrame(r: ChunkResult, known: KnownIds): Uint8Array {
   const { idIndex, times, filters, ids, ...rest } = r;
   const own = new Uint32Array(ids.length);
+  // new ids are numbered IPv4 ones first, then the others (the order resultOf reads them in)
+  const freshV4: number[] = [];
   const fresh: string[] = [];
+  const later: number[] = [];
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i]!;
-    const v4 = parseIPv4(id);
-    let x = v4 >= 0 ? known.v4.get(v4) : (known.other.get(id) ?? -1);
+    const v4 = typeof id === "number" ? id : parseIPv4(id); // canonical IPv4 text: its number
+    if (v4 < 0) {
+      const x = known.other.get(id as string);
+      if (x === undefined) later.push(i);
+      else own[i] = x;
+      continue;
+    }
+    let x = known.v4.get(v4);
     if (x < 0) {
       x = known.size++;
-      if (v4 >= 0) known.v4.set(v4, x);
-      else known.other.set(id, x);
-      fresh.push(id);
+      known.v4.set(v4, x);
+      freshV4.push(v4);
     }
     own[i] = x;
+  }
+  for (const i of later) {
+    const id = ids[i] as string;
+    known.other.set(id, known.size);
+    own[i] = known.size++;
+    fresh.push(id);
   }
   const x = known.size <= 0x10000 ? new Uint16Array(idIndex.length) : idIndex;
   for (let k = 0; k < idIndex.length; k++) x[k] = own[idIndex[k]!]!;
@@ -177,11 +194,13 @@ export function resultFrame(r: ChunkResult, known: KnownIds): Uint8Array {
     failures: times.length,
     timeBytes: t.BYTES_PER_ELEMENT as 4 | 8,
     idBytes: x.BYTES_PER_ELEMENT as 2 | 4,
+    v4Count: freshV4.length,
     idCount: fresh.length,
     ...(encoded ? {} : { ids: fresh }),
   };
   // widest first: every array stays aligned in the payload
-  return frame(header, [bytesOf(t), ...(encoded ? [bytesOf(encoded)] : []), bytesOf(x), filters]);
+  const v4 = bytesOf(Uint32Array.from(freshV4));
+  return frame(header, [bytesOf(t), v4, ...(encoded ? [bytesOf(encoded)] : []), bytesOf(x), filters]);
 }
 
 /** Whether every time is a whole number of seconds that a u32 holds. */
@@ -195,8 +214,8 @@ function bytesOf(a: Float64Array | Uint32Array | Uint16Array): Uint8Array {
 }
 
 /**
- * The ids a child has sent, by its numbers: IPv4 ones by their number (no string or Map entry
- * kept per address for the whole run), the others by text.
+ * The numbers of the ids a child has sent: IPv4 ones by their address's number (no string or
+ * Map entry kept per address for the whole run), the others by text.
  */
 export class KnownIds {
   size = 0;
@@ -211,23 +230,25 @@ export class KnownIds {
 export type ChildResult = Omit<ChunkResult, "ids" | "times" | "idIndex"> & {
   times: Float64Array | Uint32Array;
   idIndex: Uint32Array | Uint16Array;
-  newIds: { count: number; encoded: Uint32Array } | string[];
+  /** The new ids, numbered in this order: IPv4 ones, then the others. */
+  newIds: { v4: Uint32Array; others: { count: number; encoded: Uint32Array } | string[] };
 };
 
 /** A result from its frame (null for an error frame, whose header says why). */
 export function resultOf(header: ChildReply, payload: Uint8Array): ChildResult | null {
   if (header.type !== "result") return null;
-  const { type: _t, failures: n, timeBytes, idBytes, idCount, ids: listed, ...rest } = header;
+  const { type: _t, failures: n, timeBytes, idBytes, v4Count, idCount, ids: listed, ...rest } = header;
   // Views on the frame (FrameReader's frames are 8-byte aligned), copies otherwise.
   const own = payload.byteOffset % 8 === 0 ? payload : payload.slice();
   const at = own.byteOffset;
-  const encodedBytes = own.length - n * (timeBytes + idBytes + 1);
+  const encodedBytes = own.length - n * (timeBytes + idBytes + 1) - 4 * v4Count;
   const times = timeBytes === 4 ? new Uint32Array(own.buffer, at, n) : new Float64Array(own.buffer, at, n);
-  const encoded = new Uint32Array(own.buffer, at + n * timeBytes, encodedBytes / 4);
-  const idAt = at + n * timeBytes + encodedBytes;
+  const v4 = new Uint32Array(own.buffer, at + n * timeBytes, v4Count);
+  const encoded = new Uint32Array(own.buffer, at + n * timeBytes + 4 * v4Count, encodedBytes / 4);
+  const idAt = at + n * timeBytes + 4 * v4Count + encodedBytes;
   const idIndex = idBytes === 2 ? new Uint16Array(own.buffer, idAt, n) : new Uint32Array(own.buffer, idAt, n);
   const filters = own.subarray(own.length - n);
-  const newIds = listed ?? { count: idCount, encoded };
+  const newIds = { v4, others: listed ?? { count: idCount, encoded } };
   return { ...rest, times, idIndex, filters, newIds };
 }
 

@@ -20,7 +20,7 @@ import { candidateTable, LEAN_KEYS, type NativeEntry, namedGroups, nativeForm } 
 import { jitMatchAddress } from "../filter/native.ts";
 import { detach } from "../util/detach.ts";
 import { Fail2tsError } from "../util/errors.ts";
-import { formatIPv4, type HostKind, parseIPv4 } from "../util/ip.ts";
+import { type HostKind, parseIPv4 } from "../util/ip.ts";
 import source from "./engine.c" with { type: "text" };
 
 const P = FFIType.ptr;
@@ -312,8 +312,8 @@ export interface EngineTotals {
   first: number | null;
   last: number | null;
   perFilter: number[];
-  /** The failure ids by number. */
-  ids: string[];
+  /** The failure ids by number (IPv4 ones as their address's number, see ChunkResult.ids). */
+  ids: Array<number | string>;
 }
 
 /** Engines for these filters (one chunk run: fresh sessions), or null when one cannot run there. */
@@ -358,7 +358,7 @@ export class EngineRun {
   owned = false;
   private closed = false;
   /** The ids by number: IPv4 ones numbered by the engine, the others here. */
-  private readonly ids: string[] = [];
+  private readonly ids: Array<number | string> = [];
   private readonly idOf = new Map<string, number>();
   private invalid = 0;
   private readonly textCounts: number[];
@@ -525,7 +525,7 @@ export class EngineRun {
       this.rid[k] = id;
     }
     const nn = L.run_nnew(this.handle);
-    for (let j = 0; j < nn; j++) this.ids[this.nvidx[j]!] = formatIPv4(this.nv4[j]!);
+    for (let j = 0; j < nn; j++) this.ids[this.nvidx[j]!] = this.nv4[j]!;
     if (drop) {
       let w = 0;
       for (let k = 0; k < n; k++) {

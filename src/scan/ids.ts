@@ -2,17 +2,25 @@
  * The failure ids of a scan run, numbered, for the parent's replay: the jails and the counters
  * index arrays by these numbers instead of hashing strings per failure.
  *
- * Children send each id once (see child.ts) as an encoded id: a hash, the UTF-8 length, the UTF-8
- * bytes padded to whole 32-bit words. The parent finds or adds it by those words (its own hash
- * table on typed arrays: no string is made, no Map is used, the child did the hashing): this was
- * the larger part of the parent's work. Names are decoded when something prints them.
+ * Children send each id once (see child.ts): an IPv4 address as its number, any other id
+ * encoded: a hash, the UTF-8 length, the UTF-8 bytes padded to whole 32-bit words. The parent
+ * finds or adds it by that number or those words (hash tables on typed arrays: no string is
+ * made, no Map is used, the child did the hashing): this was the larger part of the parent's
+ * work. Names are made when something prints them.
  */
 
+import { formatIPv4, parseIPv4 } from "../util/ip.ts";
+import { U32Map } from "../util/u32map.ts";
 import { dfgOnly } from "./tier.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 const NEWLINE = 10;
+
+/** Kinds of ids (IdTable.kinds). */
+const ENCODED = 0;
+const ODD = 1;
+const V4 = 2;
 
 /** FNV-1a over 32-bit words (the padded UTF-8 of an id): children and parent agree on it. */
 function hashWords(w: Uint32Array, start: number, n: number): number {
@@ -54,7 +62,10 @@ export class IdTable {
   failures = new Int32Array(1024);
   /** Bans per id. Replaced when it grows: re-read it. */
   bans = new Int32Array(1024);
+  /** An encoded id's hash; an IPv4 id's address. */
   private hashes = new Uint32Array(1024);
+  /** What each id is: ENCODED, ODD or V4. */
+  private kinds = new Uint8Array(1024);
   /** Each id's UTF-8 in `words`: first word, byte length. */
   private starts = new Uint32Array(1024);
   private lengths = new Uint32Array(1024);
@@ -65,10 +76,21 @@ export class IdTable {
   private readonly names: Array<string | undefined> = [];
   /** Ids that encodeIds cannot take (a newline, a lone surrogate): by string, not in `slots`. */
   private readonly odd = new Map<string, number>();
-  private readonly oddNumbers = new Set<number>();
+  /** IPv4 ids by address, not in `slots`. */
+  private readonly v4 = new U32Map();
 
   constructor() {
     dfgOnly(IdTable.prototype.numberOf, IdTable.prototype.same, IdTable.prototype.add);
+  }
+
+  /** The number of the IPv4 id whose address is `v4` (a u32), a new one the first time. */
+  numberOfV4(v4: number): number {
+    let x = this.v4.get(v4);
+    if (x < 0) {
+      x = this.add(v4, 0, this.words, 0, V4);
+      this.v4.set(v4, x);
+    }
+    return x;
   }
 
   /** The number of the encoded id at `at` in `w` (see encodeIds), a new one the first time. */
@@ -96,15 +118,16 @@ export class IdTable {
     return at;
   }
 
-  /** The number of an id given as a string. */
+  /** The number of an id given as a string (canonical IPv4 text is the address's id). */
   numberOfString(id: string): number {
+    const v4 = parseIPv4(id);
+    if (v4 >= 0) return this.numberOfV4(v4);
     const w = encodeIds([id]);
     if (w !== null) return this.numberOf(w, 0);
     let x = this.odd.get(id);
     if (x === undefined) {
-      x = this.add(0, 0, this.words, 0);
+      x = this.add(0, 0, this.words, 0, ODD);
       this.odd.set(id, x);
-      this.oddNumbers.add(x);
       this.names[x] = id;
     }
     return x;
@@ -113,7 +136,10 @@ export class IdTable {
   name(x: number): string {
     let n = this.names[x];
     if (n === undefined) {
-      n = decoder.decode(new Uint8Array(this.words.buffer, this.starts[x]! * 4, this.lengths[x]!));
+      n =
+        this.kinds[x] === V4
+          ? formatIPv4(this.hashes[x]!)
+          : decoder.decode(new Uint8Array(this.words.buffer, this.starts[x]! * 4, this.lengths[x]!));
       this.names[x] = n;
     }
     return n;
@@ -158,9 +184,10 @@ export class IdTable {
     return true;
   }
 
-  private add(h: number, len: number, w: Uint32Array, from: number): number {
+  private add(h: number, len: number, w: Uint32Array, from: number, kind = ENCODED): number {
     const x = this.size++;
     if (x === this.hashes.length) this.grow();
+    this.kinds[x] = kind;
     const n = (len + 3) >> 2;
     if (this.used + n > this.words.length) {
       const more = new Uint32Array(Math.max(this.words.length * 2, this.used + n));
@@ -179,11 +206,12 @@ export class IdTable {
 
   private grow(): void {
     const n = this.hashes.length * 2;
-    const more = <T extends Uint32Array | Int32Array>(a: T, b: T): T => {
+    const more = <T extends Uint32Array | Int32Array | Uint8Array>(a: T, b: T): T => {
       b.set(a);
       return b;
     };
     this.hashes = more(this.hashes, new Uint32Array(n));
+    this.kinds = more(this.kinds, new Uint8Array(n));
     this.starts = more(this.starts, new Uint32Array(n));
     this.lengths = more(this.lengths, new Uint32Array(n));
     this.failures = more(this.failures, new Int32Array(n));
@@ -194,7 +222,7 @@ export class IdTable {
     const slots = new Int32Array(this.slots.length * 2);
     const mask = slots.length - 1;
     for (let x = 0; x < this.size; x++) {
-      if (this.oddNumbers.has(x)) continue;
+      if (this.kinds[x] !== ENCODED) continue;
       let s = this.hashes[x]! & mask;
       while (slots[s] !== 0) s = (s + 1) & mask;
       slots[s] = x + 1;
@@ -220,10 +248,18 @@ export class IdTranslation {
     this.count = this.table.numberAll(w, this.map, this.count);
   }
 
-  /** Takes the source's next ids. */
-  extend(ids: readonly string[]): void {
+  /** Takes the source's next ids, IPv4 addresses by number. */
+  extendV4(v4: Uint32Array): void {
+    this.reserve(v4.length);
+    for (let i = 0; i < v4.length; i++) this.map[this.count++] = this.table.numberOfV4(v4[i]!);
+  }
+
+  /** Takes the source's next ids (IPv4 addresses as numbers, see ChunkResult.ids). */
+  extend(ids: ReadonlyArray<number | string>): void {
     this.reserve(ids.length);
-    for (const id of ids) this.map[this.count++] = this.table.numberOfString(id);
+    for (const id of ids)
+      this.map[this.count++] =
+        typeof id === "number" ? this.table.numberOfV4(id) : this.table.numberOfString(id);
   }
 
   private reserve(n: number): void {

@@ -32,8 +32,12 @@ export interface ChunkResult {
   invalid: number;
   /** Failures per filter. */
   perFilter: number[];
-  /** The distinct failure ids of the chunk (strings of their own, not slices of the text). */
-  ids: string[];
+  /**
+   * The distinct failure ids of the chunk: an IPv4 address as its number (a u32: no text is
+   * made for the common case), any other id as a string of its own (not a slice of the text).
+   * An id that is canonical IPv4 text is always given as its number.
+   */
+  ids: ChunkId[];
   /** Failures in line order: index in `ids`, time, filter index. */
   idIndex: Uint32Array;
   times: Float64Array;
@@ -41,6 +45,9 @@ export interface ChunkResult {
   first: number | null;
   last: number | null;
 }
+
+/** A failure id in a ChunkResult: an IPv4 address's number, or the id's text. */
+export type ChunkId = number | string;
 
 export interface ChunkOptions {
   /** Characters at the start of `text` that only prime multi-line state (no failures taken). */
@@ -93,7 +100,7 @@ export class ChunkRun {
   private readonly idOf = new Map<string, number>();
   /** The same for IPv4 ids by their number (no string hashing for the common case). */
   private readonly idOf4 = new U32Map();
-  private readonly ids: string[] = [];
+  private readonly ids: ChunkId[] = [];
   private count = 0;
   private idIndex = new Uint32Array(1024);
   private times = new Float64Array(1024);
@@ -134,10 +141,14 @@ export class ChunkRun {
     let k = num >= 0 ? this.idOf4.get(num) : (this.idOf.get(id) ?? -1);
     if (k < 0) {
       k = this.ids.length;
-      const own = detach(id);
-      this.ids.push(own);
-      if (num >= 0) this.idOf4.set(num, k);
-      else this.idOf.set(own, k);
+      if (num >= 0) {
+        this.ids.push(num);
+        this.idOf4.set(num, k);
+      } else {
+        const own = detach(id);
+        this.ids.push(own);
+        this.idOf.set(own, k);
+      }
     }
     this.append(k, time, filter);
   }

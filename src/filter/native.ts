@@ -152,11 +152,43 @@ export function nativeRegex(source: string, flags: string, info: RegexInfo): Nat
   return rx;
 }
 
+/** What a group `(.+)` closing a regex is in PCRE2 form (see pcreSource). */
+const CONTENT_TAIL = "([^\\n\\r]+)$";
+
+/**
+ * A prefregex without the content group that closes it, `X([^\n\r]+)$` → `X(?=[^\n\r])`, or
+ * null when `content` is not that group. On a line with no CR (nor LF) the two match alike, with
+ * the same groups; the content then runs from the match's end to the line's. For scan's engine,
+ * which then does not run PCRE2 through every line's content a second time.
+ */
+export function nativeHead(
+  source: string,
+  flags: string,
+  info: RegexInfo,
+  content: number,
+): NativeRegex | null {
+  if (content !== info.groups.length - 1) return null; // the last group: no other is renumbered
+  const key = `head ${flags}/${source}`;
+  const known = cache.get(key);
+  if (known !== undefined) return known;
+  const src = pcreSource(source, flags, info);
+  const rx =
+    src?.endsWith(CONTENT_TAIL) === true
+      ? compilePcre(`${src.slice(0, -CONTENT_TAIL.length)}(?=[^\\n\\r])`, flags, info.groups.length - 1)
+      : null;
+  cache.set(key, rx);
+  return rx;
+}
+
 function compileNative(source: string, flags: string, info: RegexInfo): NativeRegex | null {
+  const src = pcreSource(source, flags, info);
+  return src === null ? null : compilePcre(src, flags, info.groups.length);
+}
+
+/** A PCRE2 regex, JIT-compiled, with at least `groups` ovector pairs; null if it cannot be. */
+function compilePcre(src: string, flags: string, groups: number): NativeRegex | null {
   const L = pcre();
   if (L === null) return null;
-  const src = pcreSource(source, flags, info);
-  if (src === null) return null;
   const bytes = Buffer.from(`${src}\0`, "latin1");
   const err = new Int32Array(1);
   const errAt = new BigUint64Array(1);
@@ -167,7 +199,7 @@ function compileNative(source: string, flags: string, info: RegexInfo): NativeRe
   const md = L.pcre2_match_data_create_from_pattern_8(code, null);
   if (!md) return null;
   const pairs = L.pcre2_get_ovector_count_8(md);
-  if (pairs < info.groups.length) return null;
+  if (pairs < groups) return null;
   const ovp = L.pcre2_get_ovector_pointer_8(md);
   if (!ovp) return null;
   const ov = new Uint32Array(toArrayBuffer(ovp, 0, pairs * 16));

@@ -83,6 +83,8 @@ typedef struct {
   int nk;
   int haspref;
   Rx pref;
+  int hashead;
+  Rx head; /* the prefregex without its closing content group (see spec_head) */
   int ncontent;
   int32_t content[8];
   int nfail;
@@ -173,6 +175,18 @@ void spec_pref(Spec *s, void *code, void *md, void *ov, int32_t *content, int nc
   s->pref.ov = ov;
   s->ncontent = ncontent > 8 ? 8 : ncontent;
   for (int k = 0; k < s->ncontent; k++) s->content[k] = content[k];
+}
+
+/*
+ * The prefregex without the content group that closes it, X([^\n\r]+)$ -> X(?=[^\n\r]): on a
+ * line with no CR, the same match and groups, the content running from its end to the line's.
+ * PCRE2 no longer runs through the content twice: about half the prefregex's time (sshd).
+ */
+void spec_head(Spec *s, void *code, void *md, void *ov) {
+  s->hashead = 1;
+  s->head.code = code;
+  s->head.md = md;
+  s->head.ov = ov;
 }
 
 void spec_fail(Spec *s, int i, void *code, void *md, void *ov, int32_t *prog, int plen,
@@ -631,7 +645,8 @@ static void group_value(Val *v, const int32_t *g, int n, const size_t *ov, const
   }
 }
 
-static void build(Spec *s, Dict *d, int i, const unsigned char *fbase, const unsigned char *pbase) {
+static void build(Spec *s, Dict *d, int i, const unsigned char *fbase, const size_t *pov,
+                  const unsigned char *pbase) {
   const int32_t *p = s->prog[i] + 1;
   int nk = s->nk;
   for (int k = 0; k < nk; k++) d->v[k].set = 0;
@@ -655,7 +670,6 @@ static void build(Spec *s, Dict *d, int i, const unsigned char *fbase, const uns
     p += 2;
   }
   int npref = *p++;
-  size_t *pov = s->haspref ? s->pref.ov : 0;
   for (int j = 0; j < npref; j++) {
     int k = *p++;
     int flag = *p++; /* 1: leave the key alone when an alt value filled it */
@@ -762,14 +776,19 @@ static int line_filter(Run *r, int fi, const unsigned char *s, const unsigned ch
   r->dated = 1;
   const unsigned char *off = s + 15;
   const unsigned char *cs = off, *ce = e;
+  const size_t *pov = 0;
   if (sp->haspref) {
-    int rc = sp->match(sp->pref.code, off, (size_t)(e - off), 0, 0, sp->pref.md, 0);
+    int head = sp->hashead && !memchr(off, '\r', (size_t)(e - off));
+    Rx *px = head ? &sp->head : &sp->pref;
+    int rc = sp->match(px->code, off, (size_t)(e - off), 0, 0, px->md, 0);
     if (rc < 0) {
       if (rc != NO_MATCH) return ST_LINE;
       goto done;
     }
-    size_t *ov = sp->pref.ov;
-    for (int k = 0; k < sp->ncontent; k++) {
+    size_t *ov = px->ov;
+    pov = ov;
+    if (head) cs = off + ov[1];
+    else for (int k = 0; k < sp->ncontent; k++) {
       int g = sp->content[k];
       size_t a = ov[2 * g];
       if (a == UNSET) continue;
@@ -807,7 +826,7 @@ static int line_filter(Run *r, int fi, const unsigned char *s, const unsigned ch
       int rc = sp->match(rx->code, cs, (size_t)n, 0, 0, rx->md, 0);
       if (rc == NO_MATCH) continue;
       if (rc < 0) return ST_LINE;
-      build(sp, &f->scratch, i, cs, off);
+      build(sp, &f->scratch, i, cs, pov, off);
       stage2(r, fi, i, time, owned);
       if (f->dead) {
         sess_free(f, f->dead);

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import type { CompiledFilter } from "../filter/index.ts";
 import type { Identity } from "../filter/matcher.ts";
 import { candidateTable, LEAN_KEYS, type NativeEntry, namedGroups, nativeForm } from "../filter/matcher.ts";
-import { jitMatchAddress } from "../filter/native.ts";
+import { jitMatchAddress, nativeHead } from "../filter/native.ts";
 import { detach } from "../util/detach.ts";
 import { Fail2tsError } from "../util/errors.ts";
 import { type HostKind, parseIPv4 } from "../util/ip.ts";
@@ -31,6 +31,7 @@ const V = FFIType.void;
 const SYMBOLS = {
   spec_new: { args: [P, I, I], returns: P },
   spec_pref: { args: [P, P, P, P, P, I], returns: V },
+  spec_head: { args: [P, P, P, P], returns: V },
   spec_fail: { args: [P, I, P, P, P, P, I, P, I], returns: V },
   spec_cands: { args: [P, P, P, I], returns: V },
   spec_hour: { args: [P, I, I, I, D, I], returns: V },
@@ -239,6 +240,12 @@ function makeSpec(filter: CompiledFilter, L: Lib): Spec | null {
     const content = Int32Array.from(namedGroups(filter.pref!).get("content") ?? [0]);
     const r = form.pref.rx;
     L.spec_pref(handle, r.code, r.md, r.ovp, ptr(content), content.length);
+    const pref = filter.pref!;
+    const head =
+      content.length === 1 && pref.info.numbered !== null
+        ? nativeHead(pref.info.numbered, pref.re.flags.replace("u", ""), pref.info, content[0]!)
+        : null;
+    if (head !== null) L.spec_head(handle, head.code, head.md, head.ovp);
   }
   form.fail.forEach((e: NativeEntry, i) => {
     const prog = program(filter, i, keyOf);

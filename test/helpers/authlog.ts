@@ -34,7 +34,8 @@ export function authLog(n: number): string {
     else if (kind === 1)
       out.push(`2026-03-01T10:00:${String(s % 60).padStart(2, "0")} gw sshd[${pid}]: ${msg}`);
     else if (kind === 2) out.push("");
-    else out.push(`${date} gw sshd[${pid}]: ${msg}${rnd(30) === 0 ? "\r" : ""}`);
+    // a CR ends some lines; two CRs leave one in the line (the native engine's prefregex must see it)
+    else out.push(`${date} gw sshd[${pid}]: ${msg}${rnd(30) === 0 ? (rnd(2) ? "\r" : "\r\r") : ""}`);
   }
   return `${out.join("\n")}\n`;
 }

@@ -11,18 +11,16 @@ import {
   FrameReader,
   frame,
   resultOf,
-  runChild,
 } from "./child.ts";
 import { type IdTable, IdTranslation } from "./ids.ts";
 import { ChunkProcessor, type ChunkResult, type ScanFilterRef } from "./process.ts";
 import { readRange } from "./ranges.ts";
 
-/** Inside the compiled executable (whose only entry point is the CLI). */
+/**
+ * Inside the compiled executable, whose only entry point is the CLI: a child is the executable
+ * started again with CHILD_ENV set (see entry.ts).
+ */
 const COMPILED = Bun.main.startsWith("/$bunfs/");
-
-// The compiled executable started as a scan child: serve tasks and exit before the CLI runs
-// (this module is evaluated before the CLI's code).
-if (COMPILED && process.env[CHILD_ENV] === "1") runChild();
 
 /**
  * A chunk's result for the replay: `idIndex` holds its source's id numbers, `idMap` turns them

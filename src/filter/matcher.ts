@@ -54,6 +54,12 @@ export interface MatcherOptions {
    * result then carries no failure.
    */
   handoff?: Handoff;
+  /**
+   * Where IPv6 hosts are kept once read (normalizeHost, a pure function of the text): several
+   * matchers may share one (scan's chunk runs, each with matchers of its own). Default: the
+   * matcher's own.
+   */
+  ip6Hosts?: Map<string, Host | null>;
 }
 
 /** A failregex's dict (its groups and the prefregex's, as the lean builders make it). */
@@ -447,7 +453,7 @@ class SessionCache {
 export class FilterMatcher {
   private buffer: Tuple[] = [];
   private readonly mlfid = new SessionCache();
-  private readonly ip6 = new Map<string, Host | null>();
+  private readonly ip6: Map<string, Host | null>;
   /** The time of the last date seen (lines without one may take it). */
   lastTime: number | null = null;
   private readonly now: () => number;
@@ -483,6 +489,7 @@ export class FilterMatcher {
     opts: MatcherOptions = {},
   ) {
     this.now = opts.now ?? (() => Date.now() / 1000);
+    this.ip6 = opts.ip6Hosts ?? new Map();
     this.noDate = opts.noDate ?? "none";
     this.multiline = filter.maxlines > 1;
     this.lean = opts.lean ?? false;

@@ -18,6 +18,7 @@ void *memmove(void *, const void *, size_t);
 int memcmp(const void *, const void *, size_t);
 void *malloc(size_t);
 void *calloc(size_t, size_t);
+void *realloc(void *, size_t);
 void free(void *);
 
 typedef int (*match_fn)(void *code, const unsigned char *subject, size_t length, size_t start,
@@ -43,7 +44,8 @@ enum { H_NONE = 0, H_IP4 = 1, H_IP6 = 2, H_DNS = 3 };
 /* info[] slots shared with engine.ts */
 enum {
   I_POS, I_FI, I_START, I_STOP, I_MONTH, I_DAY, I_NREC, I_TLEN, I_NEED,
-  I_LINES, I_BINARY, I_NODATE, I_FIRST, I_LAST, I_DATED, I_OVERFLOW, I_NTEXT, I_NNEW, I_SIZE
+  I_LINES, I_BINARY, I_NODATE, I_FIRST, I_LAST, I_DATED, I_OVERFLOW, I_NTEXT, I_NNEW, I_INVALID,
+  I_SIZE
 };
 
 /* The longest value a session holds (a record's host or fid can come from one). */
@@ -129,7 +131,20 @@ typedef struct {
   uint32_t *hval;
   uint32_t hcap, hcount;
   uint32_t nids;
-  double *perf; /* failures with IPv4 ids per filter */
+  /*
+   * Hosts JavaScript has identified (run_learn): filter, hint, host and <F-ID> bytes as a text
+   * record holds them → the id's number, or -1 (not a valid host). Open addressing; hslot + 1,
+   * 0 empty. A host met again needs no text record: an address repeats in a log.
+   */
+  uint32_t *hslot;
+  uint32_t hscap, hsn;
+  int32_t *hsval;
+  uint32_t *hshash;
+  int64_t *hsat; /* the key's bytes in hsbytes: [fi][text record bytes] */
+  unsigned char *hsbytes;
+  int64_t hsblen, hsbcap;
+  int64_t invalid; /* failures of hosts known not to be valid */
+  double *perf; /* failures the engine numbered itself, per filter */
   unsigned char *text;
   int32_t tcap, tlen;
   int32_t dated;
@@ -396,6 +411,11 @@ void run_free(Run *r) {
   free(r->f);
   free(r->hkey);
   free(r->hval);
+  free(r->hslot);
+  free(r->hsval);
+  free(r->hshash);
+  free(r->hsat);
+  free(r->hsbytes);
   free(r->perf);
   free(r);
 }
@@ -556,6 +576,77 @@ static int64_t parse_ipv4(const unsigned char *s, int n) {
 static void put32(unsigned char *p, int32_t v) { memcpy(p, &v, 4); }
 
 /* A failure whose id JavaScript works out (conclude's tail): hint, host, fid (-1: none). */
+/* A host's key: the filter, then a text record's bytes (hint, lengths, host, <F-ID>). */
+static uint32_t host_hash(int fi, const unsigned char *rec, int n) {
+  return hash_bytes(rec, n) ^ (uint32_t)(fi * 0x9e3779b1u);
+}
+
+static int host_same(Run *r, uint32_t x, int fi, const unsigned char *rec, int n) {
+  const unsigned char *k = r->hsbytes + r->hsat[x];
+  int kn = (int)((x + 1 < r->hsn ? r->hsat[x + 1] : r->hsblen) - r->hsat[x]) - 1;
+  return k[0] == fi && kn == n && memcmp(k + 1, rec, n) == 0;
+}
+
+/* The slot of a host: its entry's index + 1 there, or 0 (a free slot, where it goes). */
+static uint32_t *host_slot(Run *r, uint32_t h, int fi, const unsigned char *rec, int n) {
+  uint32_t mask = r->hscap - 1;
+  for (uint32_t i = h & mask;; i = (i + 1) & mask) {
+    uint32_t v = r->hslot[i];
+    if (v == 0 || (r->hshash[v - 1] == h && host_same(r, v - 1, fi, rec, n))) return &r->hslot[i];
+  }
+}
+
+/* Bytes of a text record at `t` (see text_record). */
+static int record_len(const unsigned char *t) {
+  int32_t hl, fl;
+  memcpy(&hl, t + 1, 4);
+  memcpy(&fl, t + 5, 4);
+  return 9 + hl + (fl < 0 ? 0 : fl);
+}
+
+/* JavaScript identified text record k: `id` its number, or -1 (not a valid host). */
+void run_learn(Run *r, int k, int32_t id) {
+  const unsigned char *rec = r->text + r->rtext[k];
+  int n = record_len(rec);
+  int fi = r->rfilter[k];
+  if (r->hscap == 0 || (r->hsn + 1) * 2 > r->hscap) {
+    uint32_t cap = r->hscap ? r->hscap * 2 : 1024;
+    uint32_t *slot = calloc(cap, sizeof(uint32_t));
+    r->hsval = realloc(r->hsval, cap / 2 * sizeof(int32_t));
+    r->hshash = realloc(r->hshash, cap / 2 * sizeof(uint32_t));
+    r->hsat = realloc(r->hsat, cap / 2 * sizeof(int64_t));
+    for (uint32_t x = 0; x < r->hsn; x++) {
+      uint32_t i = r->hshash[x] & (cap - 1);
+      while (slot[i]) i = (i + 1) & (cap - 1);
+      slot[i] = x + 1;
+    }
+    free(r->hslot);
+    r->hslot = slot;
+    r->hscap = cap;
+  }
+  uint32_t h = host_hash(fi, rec, n);
+  uint32_t *s = host_slot(r, h, fi, rec, n);
+  if (*s) return; /* met twice before JavaScript saw it */
+  if (r->hsblen + 1 + n > r->hsbcap) {
+    int64_t cap = r->hsbcap ? r->hsbcap * 2 : 65536;
+    while (cap < r->hsblen + 1 + n) cap *= 2;
+    r->hsbytes = realloc(r->hsbytes, cap);
+    r->hsbcap = cap;
+  }
+  uint32_t x = r->hsn++;
+  r->hsat[x] = r->hsblen;
+  r->hsbytes[r->hsblen] = (unsigned char)fi;
+  memcpy(r->hsbytes + r->hsblen + 1, rec, n);
+  r->hsblen += 1 + n;
+  r->hshash[x] = h;
+  r->hsval[x] = id;
+  *s = x + 1;
+}
+
+/*
+ * A failure whose host is not a plain IPv4 address: numbered here when JavaScript has already
+ * identified that host, else a text record for it to identify (engine.ts, drain).
+ */
 static void text_record(Run *r, int fi, double time, int hint, const Val *host, const Val *fid) {
   int32_t at = r->tlen;
   if (r->nrec >= r->cap || (int64_t)at + 9 + host->len + (fid ? fid->len : 0) > r->tcap) {
@@ -568,7 +659,24 @@ static void text_record(Run *r, int fi, double time, int hint, const Val *host, 
   put32(t + 5, fid ? fid->len : -1);
   memcpy(t + 9, host->p, host->len);
   if (fid) memcpy(t + 9 + host->len, fid->p, fid->len);
-  r->tlen = at + 9 + host->len + (fid ? fid->len : 0);
+  int len = 9 + host->len + (fid ? fid->len : 0);
+  if (r->hsn > 0) {
+    uint32_t *s = host_slot(r, host_hash(fi, t, len), fi, t, len);
+    if (*s) {
+      /* as drain does with what JavaScript says of it */
+      int32_t id = r->hsval[*s - 1];
+      if (id < 0) r->invalid++;
+      if (id < 0 || isnan_(time)) return;
+      int n = r->nrec++;
+      r->rtime[n] = time;
+      r->rid[n] = (uint32_t)id;
+      r->rfilter[n] = (uint8_t)fi;
+      r->rtext[n] = -1;
+      r->perf[fi] += 1;
+      return;
+    }
+  }
+  r->tlen = at + len;
   int n = r->nrec++;
   r->rtime[n] = time;
   r->rid[n] = 0;
@@ -855,6 +963,7 @@ static void put_info(Run *r) {
   r->info[I_LAST] = r->last;
   r->info[I_DATED] = r->dated;
   r->info[I_OVERFLOW] = r->overflow;
+  r->info[I_INVALID] = (double)r->invalid;
 }
 
 /* Room a record may need: see run_feed. */

@@ -42,6 +42,7 @@ const SYMBOLS = {
   run_nnew: { args: [P], returns: I },
   run_text: { args: [P, P, I], returns: V },
   run_drained: { args: [P], returns: V },
+  run_learn: { args: [P, I, I], returns: V },
   run_free: { args: [P], returns: V },
   run_last_time: { args: [P, I], returns: D },
   run_set_last_time: { args: [P, I, D], returns: V },
@@ -137,6 +138,7 @@ const I_DATED = 14;
 const I_OVERFLOW = 15;
 const I_NTEXT = 16;
 const I_NNEW = 17;
+const I_INVALID = 18;
 const INFO_SIZE = 20;
 
 const ST_DONE = 0;
@@ -508,27 +510,18 @@ export class EngineRun {
       const fid = fl < 0 ? undefined : utf8.decode(text.subarray(at + 9 + hl, at + 9 + hl + fl));
       const f = this.rfilter[k]!;
       const who = this.sink.identify(f, host, HINTS[text[at]!], fid);
-      if (who === null) this.invalid++;
+      if (who === null) {
+        this.invalid++;
+        L.run_learn(this.handle, k, -1); // the engine knows this host from now on
+      }
       if (who === null || Number.isNaN(this.rtime[k]!)) {
         this.rtext[k] = -2;
         drop = true;
         continue;
       }
+      const id = this.number(who);
+      L.run_learn(this.handle, k, id);
       this.textCounts[f]!++;
-      // as ChunkRun.push: an id that is IPv4 text is known by its number, whatever its kind
-      const num = who.kind === "ip4" && who.v4 >= 0 ? who.v4 : parseIPv4(who.id);
-      let id: number;
-      // `| 0`: bun:ffi reads a number held as a double (2³¹ and up) wrongly; engine.c takes the bits
-      if (num >= 0) id = L.run_id4(this.handle, num | 0);
-      else {
-        id = this.idOf.get(who.id) ?? -1;
-        if (id < 0) {
-          id = L.run_next_id(this.handle);
-          const own = detach(who.id);
-          this.ids[id] = own;
-          this.idOf.set(own, id);
-        }
-      }
       this.rid[k] = id;
     }
     const nn = L.run_nnew(this.handle);
@@ -552,6 +545,22 @@ export class EngineRun {
     L.run_drained(this.handle);
   }
 
+  /** The number of an identified id. */
+  private number(who: Identity): number {
+    // as ChunkRun.push: an id that is IPv4 text is known by its number, whatever its kind
+    const num = who.kind === "ip4" && who.v4 >= 0 ? who.v4 : parseIPv4(who.id);
+    // `| 0`: bun:ffi reads a number held as a double (2³¹ and up) wrongly; engine.c takes the bits
+    if (num >= 0) return this.L.run_id4(this.handle, num | 0);
+    let id = this.idOf.get(who.id) ?? -1;
+    if (id < 0) {
+      id = this.L.run_next_id(this.handle);
+      const own = detach(who.id);
+      this.ids[id] = own;
+      this.idOf.set(own, id);
+    }
+    return id;
+  }
+
   /** The last records, the totals, and the engine's memory back; the run is over. */
   finish(): EngineTotals {
     this.drain();
@@ -560,7 +569,7 @@ export class EngineRun {
       lines: info[I_LINES]!,
       binary: info[I_BINARY]!,
       noDate: info[I_NODATE]!,
-      invalid: this.invalid,
+      invalid: this.invalid + info[I_INVALID]!,
       first: Number.isNaN(info[I_FIRST]!) ? null : info[I_FIRST]!,
       last: Number.isNaN(info[I_LAST]!) ? null : info[I_LAST]!,
       perFilter: this.textCounts.map((n, i) => n + this.L.run_count(this.handle, i)),

@@ -4,14 +4,7 @@
  * time), so a slow one does not hold up queued work. With no workers, tasks run in-process.
  */
 import { fileURLToPath } from "node:url";
-import {
-  CHILD_ENV,
-  type ChildReply,
-  type ChildTask,
-  FrameReader,
-  frame,
-  resultOf,
-} from "./child.ts";
+import { CHILD_ENV, type ChildReply, type ChildTask, FrameReader, frame, resultOf } from "./child.ts";
 import { type IdTable, IdTranslation } from "./ids.ts";
 import { ChunkProcessor, type ChunkResult, type ScanFilterRef } from "./process.ts";
 import { readRange } from "./ranges.ts";

@@ -9,7 +9,7 @@ import { type CompiledFilter, FilterMatcher, type LineResult, openFilter } from 
 import type { Identity } from "../filter/matcher.ts";
 import { nativeAvailable } from "../filter/native.ts";
 import { detach } from "../util/detach.ts";
-import { type HostKind, parseIPv4 } from "../util/ip.ts";
+import { type Host, type HostKind, parseIPv4 } from "../util/ip.ts";
 import { U32Map } from "../util/u32map.ts";
 import { type EngineRun, startEngine } from "./engine.ts";
 
@@ -113,7 +113,12 @@ export class ChunkRun {
    */
   private readonly engine: EngineRun | null;
 
-  constructor(filters: readonly CompiledFilter[], journal: boolean, now: number) {
+  constructor(
+    filters: readonly CompiledFilter[],
+    journal: boolean,
+    now: number,
+    ip6Hosts: Map<string, Host | null> = new Map(),
+  ) {
     this.journal = journal;
     this.engine = journal ? null : startEngine(filters, now, this);
     const engine = this.engine;
@@ -123,6 +128,7 @@ export class ChunkRun {
           now: () => now,
           noDate: "last",
           lean: true,
+          ip6Hosts,
           handoff: engine === null ? undefined : (fail, regex, time) => engine.handoff(i, fail, regex, time),
         }),
     );
@@ -351,6 +357,8 @@ export class ChunkRun {
 
 export class ChunkProcessor {
   private readonly filters: CompiledFilter[];
+  /** The IPv6 hosts read so far, for every chunk (an address repeats across a log). */
+  private readonly ip6Hosts = new Map<string, Host | null>();
   /** The filters for journal exports, compiled at the first journal chunk. */
   private journalFilters: CompiledFilter[] | null = null;
 
@@ -371,7 +379,7 @@ export class ChunkProcessor {
           : f;
       });
     }
-    return new ChunkRun(journal ? this.journalFilters! : this.filters, journal, this.now);
+    return new ChunkRun(journal ? this.journalFilters! : this.filters, journal, this.now, this.ip6Hosts);
   }
 
   /**

@@ -38,10 +38,7 @@ function viaFrame(bytes: Uint8Array, tr: IdTranslation, table: IdTable): { ids: 
   reader.push(bytes);
   const f = reader.next()!;
   const r = resultOf(f.header as ChildReply, f.payload)!;
-  tr.extendV4(r.newIds.v4);
-  const others = r.newIds.others;
-  if (Array.isArray(others)) tr.extend(others);
-  else tr.extendEncoded(others.encoded, others.count);
+  tr.extendFrame(r.newIds);
   return {
     ids: [...r.idIndex].map((i) => table.name(tr.map[i]!)),
     times: [...r.times],

@@ -11,7 +11,7 @@
 import { readSync, writeSync } from "node:fs";
 import { parseIPv4 } from "../util/ip.ts";
 import { U32Map } from "../util/u32map.ts";
-import { encodeIds } from "./ids.ts";
+import { encodeIds, type NewIds } from "./ids.ts";
 import { ChunkProcessor, type ChunkResult, type ScanFilterRef } from "./process.ts";
 import { readRange } from "./ranges.ts";
 
@@ -231,7 +231,7 @@ export type ChildResult = Omit<ChunkResult, "ids" | "times" | "idIndex"> & {
   times: Float64Array | Uint32Array;
   idIndex: Uint32Array | Uint16Array;
   /** The new ids, numbered in this order: IPv4 ones, then the others. */
-  newIds: { v4: Uint32Array; others: { count: number; encoded: Uint32Array } | string[] };
+  newIds: NewIds;
 };
 
 /** A result from its frame (null for an error frame, whose header says why). */

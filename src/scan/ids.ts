@@ -231,6 +231,12 @@ export class IdTable {
   }
 }
 
+/** The ids a child result brings: IPv4 ones by number, then the others (encoded, or strings). */
+export interface NewIds {
+  v4: Uint32Array;
+  others: { count: number; encoded: Uint32Array } | string[];
+}
+
 /**
  * A source's own id numbering (a child's: its results number ids in the order it first sends
  * them) → the run's numbers.
@@ -246,6 +252,13 @@ export class IdTranslation {
   extendEncoded(w: Uint32Array, n: number): void {
     this.reserve(n);
     this.count = this.table.numberAll(w, this.map, this.count);
+  }
+
+  /** Takes a child's new ids, as a result frame brings them (see resultOf): IPv4 ones first. */
+  extendFrame(ids: NewIds): void {
+    this.extendV4(ids.v4);
+    if (Array.isArray(ids.others)) this.extend(ids.others);
+    else this.extendEncoded(ids.others.encoded, ids.others.count);
   }
 
   /** Takes the source's next ids, IPv4 addresses by number. */

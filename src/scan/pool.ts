@@ -136,10 +136,7 @@ export class ScanPool {
       return;
     }
     const { newIds, ...result } = r;
-    slot.ids.extendV4(newIds.v4);
-    const others = newIds.others;
-    if (Array.isArray(others)) slot.ids.extend(others);
-    else slot.ids.extendEncoded(others.encoded, others.count);
+    slot.ids.extendFrame(newIds);
     p.resolve({ ...result, idMap: slot.ids.map });
   }
 

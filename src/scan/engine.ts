@@ -22,6 +22,7 @@ import { detach } from "../util/detach.ts";
 import { Fail2tsError } from "../util/errors.ts";
 import { type HostKind, parseIPv4 } from "../util/ip.ts";
 import source from "./engine.c" with { type: "text" };
+import type { ChunkId } from "./process.ts";
 
 const P = FFIType.ptr;
 const I = FFIType.i32;
@@ -322,7 +323,7 @@ export interface EngineTotals {
   last: number | null;
   perFilter: number[];
   /** The failure ids by number (IPv4 ones as their address's number, see ChunkResult.ids). */
-  ids: Array<number | string>;
+  ids: ChunkId[];
 }
 
 /** Engines for these filters (one chunk run: fresh sessions), or null when one cannot run there. */
@@ -367,7 +368,7 @@ export class EngineRun {
   owned = false;
   private closed = false;
   /** The ids by number: IPv4 ones numbered by the engine, the others here. */
-  private readonly ids: Array<number | string> = [];
+  private readonly ids: ChunkId[] = [];
   private readonly idOf = new Map<string, number>();
   private invalid = 0;
   private readonly textCounts: number[];

@@ -11,6 +11,7 @@
 
 import { formatIPv4, parseIPv4 } from "../util/ip.ts";
 import { U32Map } from "../util/u32map.ts";
+import type { ChunkId } from "./process.ts";
 import { dfgOnly } from "./tier.ts";
 
 const encoder = new TextEncoder();
@@ -268,7 +269,7 @@ export class IdTranslation {
   }
 
   /** Takes the source's next ids (IPv4 addresses as numbers, see ChunkResult.ids). */
-  extend(ids: ReadonlyArray<number | string>): void {
+  extend(ids: readonly ChunkId[]): void {
     this.reserve(ids.length);
     for (const id of ids)
       this.map[this.count++] =

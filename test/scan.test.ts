@@ -87,6 +87,25 @@ describe("scan", () => {
     expect(j.first).toBe(T0);
   });
 
+  test("--now takes a date as well as epoch seconds, in-process (-j 0) as in workers", async () => {
+    for (const jobs of ["0", "2"]) {
+      const r = await runCli(
+        ["scan", log, ...args.slice(0, -4), "--now", "2026-06-01", "-j", jobs, "-o", "json"],
+        {
+          env: { TZ: "UTC" },
+        },
+      );
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout).bans.map((b: { time: number }) => b.time)).toEqual(
+        expected.map((b) => b.time),
+      );
+    }
+    const bad = await runCli(["scan", log, "-f", "sshd", "--now", "next tuesday"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--now");
+  });
+
   test("increment lengthens the repeat offender's second ban", async () => {
     const r = await runCli(["scan", log, ...args, "--increment"], { env: { TZ: "UTC" } });
     const j = JSON.parse(r.stdout);

@@ -1,5 +1,6 @@
 /** Option parsers shared by subcommands. */
 import { InvalidArgumentError } from "@commander-js/extra-typings";
+import { parseDuration } from "../util/duration.ts";
 
 /** Collects `--opt key=value` into a record. */
 export function collectKeyValue(value: string, prev: Record<string, string> = {}): Record<string, string> {
@@ -8,10 +9,17 @@ export function collectKeyValue(value: string, prev: Record<string, string> = {}
   return { ...prev, [value.slice(0, eq).trim()]: value.slice(eq + 1) };
 }
 
-export function parseEpoch(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected epoch seconds");
-  return n;
+/** A point in time as epoch seconds: epoch seconds, a date (2024-05-01, 2024-05-01T10:00), or an age (2h, 7d ago). */
+export function parseTime(v: string): number {
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
+  const d = parseDuration(v.replace(/ ago$/, ""));
+  if (d !== null && d > 0 && /ago$|^\d+[a-z]+$/.test(v)) return Date.now() / 1000 - d;
+  const t = Date.parse(v);
+  if (Number.isNaN(t))
+    throw new InvalidArgumentError(
+      "expected a date (2024-05-01, 2024-05-01T10:00), epoch seconds, or an age (2h, 7d)",
+    );
+  return t / 1000;
 }
 
 export function parsePositiveInt(value: string): number {

@@ -13,7 +13,7 @@ import {
 } from "../filter/index.ts";
 import { Fail2tsError } from "../util/errors.ts";
 import { forEachLine, readLogArg } from "./input.ts";
-import { collectKeyValue, parseEpoch, parsePositiveInt } from "./options.ts";
+import { collectKeyValue, parsePositiveInt, parseTime } from "./options.ts";
 import { out, print, table } from "./style.ts";
 
 /** A filter reference, or a regex given on the command line. */
@@ -77,7 +77,11 @@ export function regexTestCommand() {
       collectKeyValue,
       {} as Record<string, string>,
     )
-    .option("--now <epoch>", "the current time, for dates without a year", parseEpoch)
+    .option(
+      "--now <time>",
+      "the current time, for dates without a year (epoch seconds or a date)",
+      parseTime,
+    )
     .option("--json", "one JSON object per input line")
     .option("--show-missed", "print the lines that did not match")
     .option("--show-ignored", "print the lines that matched an ignoreregex")

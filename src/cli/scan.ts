@@ -10,7 +10,7 @@ import { expandInputs } from "../source/inputs.ts";
 import { formatDuration, parseDuration } from "../util/duration.ts";
 import { Fail2tsError } from "../util/errors.ts";
 import { cidrMatcher } from "../util/ip.ts";
-import { collectList, parsePositiveInt } from "./options.ts";
+import { collectList, parsePositiveInt, parseTime } from "./options.ts";
 import { progressBar } from "./progress.ts";
 import { err, out, print, table, warn } from "./style.ts";
 
@@ -18,18 +18,6 @@ function durationArg(v: string): number {
   const d = parseDuration(v);
   if (d === null) throw new InvalidArgumentError("expected a duration such as 600, 10m, 1h30m, 1d");
   return d;
-}
-
-function timeArg(v: string): number {
-  if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
-  const d = parseDuration(v.replace(/ ago$/, ""));
-  if (d !== null && d > 0 && /ago$|^\d+[a-z]+$/.test(v)) return Date.now() / 1000 - d;
-  const t = Date.parse(v);
-  if (Number.isNaN(t))
-    throw new InvalidArgumentError(
-      "expected a date (2024-05-01, 2024-05-01T10:00), epoch seconds, or an age (2h, 7d)",
-    );
-  return t / 1000;
 }
 
 function iso(t: number | null): string {
@@ -60,10 +48,14 @@ export function scanCommand() {
     .option("--ignoreip <cidr>", "address or network never banned (repeatable)", collectList, [] as string[])
     .option("--increment", "lengthen repeat offenders' bans (bantime × 2^n)")
     .option("--maxtime <duration>", "cap for incremented bans", durationArg)
-    .option("--since <time>", "only failures at or after this time (date, epoch, or age like 7d)", timeArg)
-    .option("--until <time>", "only failures at or before this time", timeArg)
+    .option("--since <time>", "only failures at or after this time (date, epoch, or age like 7d)", parseTime)
+    .option("--until <time>", "only failures at or before this time", parseTime)
     .option("--top <n>", "how many top offenders to show", parsePositiveInt, 10)
-    .option("--now <epoch>", "the current time, for dates without a year", Number)
+    .option(
+      "--now <time>",
+      "the current time, for dates without a year (epoch seconds or a date)",
+      parseTime,
+    )
     .option("-j, --jobs <n>", "worker processes (default: one per core; 0: none)", parsePositiveInt)
     .addOption(
       new Option("-o, --output <format>", "output format").choices([

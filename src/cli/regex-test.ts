@@ -77,11 +77,7 @@ export function regexTestCommand() {
       collectKeyValue,
       {} as Record<string, string>,
     )
-    .option(
-      "--now <time>",
-      "the current time, for dates without a year (epoch seconds or a date)",
-      parseTime,
-    )
+    .option("--now <time>", "the current time, for dates without a year (epoch seconds or a date)", parseTime)
     .option("--json", "one JSON object per input line")
     .option("--show-missed", "print the lines that did not match")
     .option("--show-ignored", "print the lines that matched an ignoreregex")

@@ -51,11 +51,7 @@ export function scanCommand() {
     .option("--since <time>", "only failures at or after this time (date, epoch, or age like 7d)", parseTime)
     .option("--until <time>", "only failures at or before this time", parseTime)
     .option("--top <n>", "how many top offenders to show", parsePositiveInt, 10)
-    .option(
-      "--now <time>",
-      "the current time, for dates without a year (epoch seconds or a date)",
-      parseTime,
-    )
+    .option("--now <time>", "the current time, for dates without a year (epoch seconds or a date)", parseTime)
     .option("-j, --jobs <n>", "worker processes (default: one per core; 0: none)", parsePositiveInt)
     .addOption(
       new Option("-o, --output <format>", "output format").choices([

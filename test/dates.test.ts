@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createDateDetector, type DateDetectorOptions, type DateMatch } from "../src/filter/dates.ts";
+import {
+  createDateDetector,
+  type DateDetectorOptions,
+  type DateMatch,
+  utcZone,
+} from "../src/filter/dates.ts";
 import { Fail2tsError } from "../src/util/errors.ts";
 
 // Expected values are computed here from calendar fields with Date.UTC and hand-written zone
@@ -443,5 +448,44 @@ describe("errors", () => {
     expect(bad({ logtimezone: "Europe/Paris" })).toBe("config");
     expect(bad({ logtimezone: "XYZ" })).toBe("config");
     expect(bad({ logtimezone: "UTC+0200" })).toBe("no error");
+  });
+});
+
+describe("a UTC process zone is told without the zone database", () => {
+  const inZone = <T>(tz: string, f: () => T): T => {
+    const saved = process.env.TZ;
+    process.env.TZ = tz;
+    try {
+      return f();
+    } finally {
+      process.env.TZ = saved;
+    }
+  };
+
+  test("TZ names that are UTC, and only those", () => {
+    for (const tz of ["UTC", ":UTC", "Etc/UTC", "Universal", "Zulu"]) expect(inZone(tz, utcZone)).toBe(true);
+    for (const tz of ["Europe/Zurich", "", "UTC0", "Etc/GMT+1", "posix/Etc/UTC", "utc"])
+      expect(inZone(tz, utcZone)).toBe(false);
+  });
+
+  test("local dates read in a UTC zone are those ICU gives for a zone of offset 0", () => {
+    const lines = [
+      "Jan 23 21:59:59 host sshd[42]: x",
+      "Dec 31 23:59:59 host x",
+      "2005-03-27 02:30:00 x",
+      "2005-10-30 02:30:00.250 x",
+      "2009-12-31 23:59:59 x",
+      "[23/Jan/2005:21:59:59] x",
+    ];
+    // Etc/GMT is offset 0 too but not in the list: it goes through ICU, the reference here
+    const read = (tz: string) => inZone(tz, () => lines.map((l) => find(l)?.time ?? null));
+    const viaIcu = read("Etc/GMT");
+    expect(viaIcu.every((t) => t !== null)).toBe(true);
+    expect(read("UTC")).toEqual(viaIcu);
+    expect(read(":Etc/UTC")).toEqual(viaIcu);
+    expect(viaIcu[0]).toBe(utc(2005, 1, 23, 21, 59, 59));
+    expect(viaIcu[4]).toBe(utc(2009, 12, 31, 23, 59, 59));
+    // and a zone with daylight saving is still read as such
+    expect(inZone("Europe/Zurich", () => find(lines[0]!)?.time)).toBe(cet(2005, 1, 23, 21, 59, 59));
   });
 });

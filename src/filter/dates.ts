@@ -24,6 +24,7 @@
  * - Local time is converted once per (year, month, day, hour) of wall time and cached, so is the
  *   day of a date; the result object is reused: no allocation per line besides the regex match.
  */
+import { readlinkSync } from "node:fs";
 import { Fail2tsError } from "../util/errors.ts";
 
 export interface DateMatch {
@@ -321,8 +322,38 @@ function validDate(y: number, m: number, d: number): boolean {
   return y >= 1 && y <= 9999 && m >= 1 && m <= 12 && d >= 1 && d <= daysInMonth(y, m);
 }
 
+/** Zone names that are UTC (offset 0, no daylight saving) under any name ICU knows them by. */
+const UTC_ZONES = new Set([
+  "UTC",
+  "Etc/UTC",
+  "UCT",
+  "Etc/UCT",
+  "Universal",
+  "Etc/Universal",
+  "Zulu",
+  "Etc/Zulu",
+]);
+
+/**
+ * Whether the process's zone is UTC, told without the time-zone database: TZ names a UTC zone,
+ * or TZ is unset and /etc/localtime links to one (ICU reads the zone the same way). Local time
+ * is then UTC, and the first local-time call (about 3 ms: ICU loads its zone data) is saved in
+ * every process that reads dates, scan's workers among them. Anything else is left to ICU.
+ */
+export function utcZone(): boolean {
+  const tz = process.env.TZ;
+  if (tz !== undefined) return UTC_ZONES.has(tz.replace(/^:/, ""));
+  try {
+    return UTC_ZONES.has(readlinkSync("/etc/localtime").replace(/^.*\/zoneinfo\//, ""));
+  } catch {
+    return false;
+  }
+}
+
 /** Local-time conversions of the process zone (TZ), cached by hour. */
 class LocalZone {
+  /** The zone is UTC: local time is epoch time (see utcZone). */
+  private readonly utc = utcZone();
   private lastHour = Number.NaN;
   private lastDelta = 0;
   private readonly hours = new Map<number, number>();
@@ -331,6 +362,7 @@ class LocalZone {
 
   /** Epoch seconds of a local wall time given as seconds since 1970-01-01 00:00 "wall". */
   toEpoch(wall: number): number {
+    if (this.utc) return wall;
     const hour = Math.floor(wall / 3600);
     if (hour === this.lastHour) return wall + this.lastDelta;
     let delta = this.hours.get(hour);
@@ -369,6 +401,7 @@ class LocalZone {
 
   /** Local wall seconds of an epoch (Fail2ban's naive `datetime.now()`). */
   toWall(epoch: number): number {
+    if (this.utc) return epoch;
     const bucket = Math.floor(epoch / 900);
     if (bucket !== this.lastBucket) {
       this.lastBucket = bucket;

@@ -12,7 +12,6 @@
  */
 import { cc, dlopen, FFIType, type Pointer, ptr } from "bun:ffi";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CompiledFilter } from "../filter/index.ts";
 import type { Identity } from "../filter/matcher.ts";
@@ -100,7 +99,7 @@ function load(kind: Origin): Lib | null {
   let dir: string | null = null;
   if (kind === "tcc" || built !== null)
     try {
-      dir = mkdtempSync(join(tmpdir(), "fail2ts-engine-"));
+      dir = mkdtempSync(join(process.env.TMPDIR || "/tmp", "fail2ts-engine-"));
       if (built !== null) {
         const file = join(dir, "engine.so");
         writeFileSync(file, readFileSync(built), { mode: 0o600 });

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { builtinFilterNames } from "../src/filter/index.ts";
 import { engineOrigin } from "../src/scan/engine.ts";
+import { IdTable, IdTranslation } from "../src/scan/ids.ts";
 import { ChunkProcessor, type ChunkResult, type ScanFilterRef } from "../src/scan/process.ts";
 import { authLog } from "./helpers/authlog.ts";
 import { modesOf } from "./helpers/modes.ts";
@@ -78,8 +79,8 @@ function chunk(
  * depends on them: ids are renumbered by name for the run).
  */
 function canonical(r: ChunkResult) {
-  const { ids, idIndex, ...rest } = r;
-  return { ...rest, ids: [...ids].sort(), failures: [...idIndex].map((k) => ids[k]) };
+  const { ids, idIndex, idBase, ...rest } = r;
+  return { ...rest, ids: [...ids].sort(), failures: [...idIndex].map((k) => ids[k - idBase]) };
 }
 
 /** The same chunk result from the JavaScript path and from every engine; true if one ran natively. */
@@ -274,6 +275,31 @@ describe("native engine = JavaScript path", () => {
       { ref: "pam-generic", jail: "c" },
     ];
     same(refs, [...pieces(lines.slice(0, 2000), false), ...pieces(lines.slice(2000))]);
+  });
+
+  test("a processor numbers each id once across its chunks, the engine as JavaScript", () => {
+    const lines = sessionLog(9000, 4);
+    const parts = [lines.slice(0, 3000), lines.slice(3000, 6000), lines.slice(0, 3000), lines.slice(6000)];
+    const through = (kind: string) => {
+      process.env.FAIL2TS_ENGINE = kind;
+      const proc = new ChunkProcessor([{ ref: "sshd", jail: "j" }], NOW);
+      const table = new IdTable();
+      const tr = new IdTranslation(table);
+      return parts.map((part) => {
+        const run = proc.start(false);
+        for (const p of pieces(part))
+          if (p.bytes) run.feed(Buffer.from(p.data, "latin1"), p.owned, true);
+          else run.feed(p.data, p.owned);
+        const r = run.finish(0, 0);
+        tr.extend(r.idBase, r.ids);
+        return { fresh: r.ids.length, failures: [...r.idIndex].map((k) => table.name(tr.map[k]!)) };
+      });
+    };
+    const js = through("js");
+    expect(js[0]!.fresh).toBeGreaterThan(100);
+    expect(js[2]!.fresh).toBe(0); // the first part again: nothing new
+    expect(js[2]!.failures).toEqual(js[0]!.failures);
+    for (const kind of KINDS) expect({ kind, r: through(kind) }).toEqual({ kind, r: js });
   });
 
   test("a host longer than the record buffer", () => {

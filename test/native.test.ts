@@ -102,10 +102,10 @@ describe.skipIf(!nativeAvailable())("a chunk scanned from bytes as from text", (
   for (const ref of ["sshd", "sshd[mode=aggressive]", "sshd[publickey=any]"]) {
     test(ref, () => {
       const text = authLog(20000);
-      const proc = new ChunkProcessor([{ ref, jail: "j" }], NOW);
-      const fromText = proc.start(false);
+      // a processor each: the same ids, numbered alike
+      const fromText = new ChunkProcessor([{ ref, jail: "j" }], NOW).start(false);
       fromText.feed(text, true, true);
-      const fromBytes = proc.start(false);
+      const fromBytes = new ChunkProcessor([{ ref, jail: "j" }], NOW).start(false);
       fromBytes.feed(Buffer.from(text, "latin1"), true, true);
       const a = fromText.finish(0, 0);
       const b = fromBytes.finish(0, 0);
@@ -142,7 +142,6 @@ test("the ids a run keeps do not keep the blocks they were read from alive", () 
 });
 
 test("a chunk handed over as bytes (gzip, stdin) gives what its text gives, lead-in and all", () => {
-  const proc = new ChunkProcessor([{ ref: "sshd", jail: "j" }], NOW);
   const log = authLog(3000);
   const lines = log.split("\n");
   const prime = `${lines.slice(0, 500).join("\n")}\n`;
@@ -152,8 +151,16 @@ test("a chunk handed over as bytes (gzip, stdin) gives what its text gives, lead
     `${prime}Mar  1 10:00:00 gw sshd[1]: Failed password for jürgen from 192.0.2.7 port 1 ssh2\n${body}`,
   ]) {
     const data = Buffer.from(text, "utf8");
-    const want = proc.process(0, text, { primeChars: prime.length });
-    const got = proc.processBytes(0, data, Buffer.byteLength(prime), false);
+    // a processor each: the same ids, numbered alike
+    const want = new ChunkProcessor([{ ref: "sshd", jail: "j" }], NOW).process(0, text, {
+      primeChars: prime.length,
+    });
+    const got = new ChunkProcessor([{ ref: "sshd", jail: "j" }], NOW).processBytes(
+      0,
+      data,
+      Buffer.byteLength(prime),
+      false,
+    );
     expect(got.times.length).toBeGreaterThan(100);
     expect(got).toEqual(want);
   }

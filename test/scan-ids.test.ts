@@ -6,15 +6,21 @@
 import { describe, expect, test } from "bun:test";
 import { DenseIdMap } from "../src/jail/idmap.ts";
 import { type BanDecision, JailCore } from "../src/jail/jail.ts";
-import { type ChildReply, FrameReader, frame, KnownIds, resultFrame, resultOf } from "../src/scan/child.ts";
-import { encodeIds, IdTable, IdTranslation } from "../src/scan/ids.ts";
+import { type ChildReply, FrameReader, frame, resultFrame, resultOf } from "../src/scan/child.ts";
+import { encodeIds, IdTable, IdTranslation, SourceIds } from "../src/scan/ids.ts";
 import type { ChunkResult } from "../src/scan/process.ts";
 import { formatIPv4, parseIPv4 } from "../src/util/ip.ts";
 import { U32Map } from "../src/util/u32map.ts";
 
 const ODD_IDS = ["192.0.2.1", "2001:db8::1", "", "\uFEFFbom", "häßlich-ünicode", "a".repeat(300), "x\ny"];
 
-function chunk(ids: Array<number | string>, idIndex: number[], seq = 0): ChunkResult {
+/**
+ * A source's result over failures of these ids (by text; canonical IPv4 text becomes a number
+ * in SourceIds, as in a child), numbered in `source` as a ChunkRun does.
+ */
+function chunk(source: SourceIds, failures: string[], seq = 0): ChunkResult {
+  const idIndex = Uint32Array.from(failures, (id) => source.number(id));
+  const { idBase, ids } = source.take();
   return {
     seq,
     lines: idIndex.length,
@@ -24,7 +30,8 @@ function chunk(ids: Array<number | string>, idIndex: number[], seq = 0): ChunkRe
     invalid: 0,
     perFilter: [idIndex.length],
     ids,
-    idIndex: Uint32Array.from(idIndex),
+    idBase,
+    idIndex,
     times: Float64Array.from(idIndex, (_, k) => 1000 + k),
     filters: new Uint8Array(idIndex.length),
     first: 1000,
@@ -33,15 +40,15 @@ function chunk(ids: Array<number | string>, idIndex: number[], seq = 0): ChunkRe
 }
 
 /** A result as the parent gets it from a child's frame, its ids numbered through `tr`. */
-function viaFrame(bytes: Uint8Array, tr: IdTranslation, table: IdTable): { ids: string[]; times: number[] } {
+function viaFrame(r: ChunkResult, tr: IdTranslation, table: IdTable): { ids: string[]; times: number[] } {
   const reader = new FrameReader();
-  reader.push(bytes);
+  reader.push(resultFrame(r));
   const f = reader.next()!;
-  const r = resultOf(f.header as ChildReply, f.payload)!;
-  tr.extendFrame(r.newIds);
+  const got = resultOf(f.header as ChildReply, f.payload)!;
+  tr.extendFrame(got.newIds);
   return {
-    ids: [...r.idIndex].map((i) => table.name(tr.map[i]!)),
-    times: [...r.times],
+    ids: [...got.idIndex].map((i) => table.name(tr.map[i]!)),
+    times: [...got.times],
   };
 }
 
@@ -50,14 +57,14 @@ describe("scan ids", () => {
     const table = new IdTable();
     const a = new IdTranslation(table);
     const b = new IdTranslation(table);
-    const knownA = new KnownIds();
-    const knownB = new KnownIds();
+    const srcA = new SourceIds();
+    const srcB = new SourceIds();
     const ids = ODD_IDS.filter((id) => !id.includes("\n"));
-    // child A sends all, child B the same ids in another order, over two chunks each
-    const r1 = viaFrame(resultFrame(chunk(ids.slice(0, 3), [0, 1, 2, 1]), knownA), a, table);
-    const r2 = viaFrame(resultFrame(chunk(ids, [5, 3, 0, 4]), knownA), a, table);
-    const r3 = viaFrame(resultFrame(chunk([...ids].reverse(), [0, 1, 2, 3, 4, 5]), knownB), b, table);
     const pick = (...at: number[]) => at.map((i) => ids[i]!);
+    // child A sends all over two chunks, child B the same ids in another order
+    const r1 = viaFrame(chunk(srcA, pick(0, 1, 2, 1)), a, table);
+    const r2 = viaFrame(chunk(srcA, pick(5, 3, 0, 4)), a, table);
+    const r3 = viaFrame(chunk(srcB, [...ids].reverse()), b, table);
     expect(r1.ids).toEqual(pick(0, 1, 2, 1));
     expect(r2.ids).toEqual(pick(5, 3, 0, 4));
     expect(r3.ids).toEqual([...ids].reverse());
@@ -66,63 +73,92 @@ describe("scan ids", () => {
     for (const id of ids) expect(table.name(table.numberOfString(id))).toBe(id);
   });
 
+  test("a source numbers each id once for the run; a result brings only the new ones", () => {
+    const src = new SourceIds();
+    const r1 = chunk(src, ["192.0.2.7", "2001:db8::1", "host", "192.0.2.7"]);
+    const r2 = chunk(src, ["2001:db8::1", "192.0.2.7", "0.0.0.0", "192.0.2.7"]);
+    expect(r1.idBase).toBe(0);
+    expect(r1.ids).toEqual([parseIPv4("192.0.2.7"), "2001:db8::1", "host"]);
+    expect([...r1.idIndex]).toEqual([0, 1, 2, 0]);
+    expect(r2.idBase).toBe(3);
+    expect(r2.ids).toEqual([0]);
+    expect([...r2.idIndex]).toEqual([1, 0, 3, 0]);
+    expect(chunk(src, []).ids).toEqual([]);
+    expect(src.count).toBe(4);
+  });
+
+  test("a source's runs cannot overlap", () => {
+    const src = new SourceIds();
+    src.begin();
+    expect(() => src.begin()).toThrow("started before the last one finished");
+    src.take();
+    src.begin();
+  });
+
+  test("results out of their source's order are refused", () => {
+    const src = new SourceIds();
+    const r1 = chunk(src, ["192.0.2.1"]);
+    const r2 = chunk(src, ["192.0.2.2"]);
+    const tr = new IdTranslation(new IdTable());
+    expect(() => viaFrame(r2, tr, new IdTable())).toThrow("ids start at 1, 0 were expected");
+    expect(() => tr.extend(r2.idBase, r2.ids)).toThrow("ids start at 1, 0 were expected");
+    tr.extend(r1.idBase, r1.ids);
+    tr.extend(r2.idBase, r2.ids);
+  });
+
   test("ids that cannot be encoded (newline, lone surrogate) go as strings, and still match", () => {
     expect(encodeIds(["a", "x\ny"])).toBeNull();
     expect(encodeIds(["a", "\uD800z"])).toBeNull();
     const table = new IdTable();
     const tr = new IdTranslation(table);
-    const known = new KnownIds();
     const odd = ["192.0.2.1", "x\ny", "\uD800z"];
-    const r = viaFrame(resultFrame(chunk(odd, [2, 1, 0]), known), tr, table);
+    const r = viaFrame(chunk(new SourceIds(), [...odd].reverse()), tr, table);
     expect(r.ids).toEqual(["\uD800z", "x\ny", "192.0.2.1"]);
-    expect(table.numberOfString("192.0.2.1")).toBe(tr.map[0]!);
-    expect(table.numberOfString("\uD800z")).toBe(tr.map[2]!);
+    expect(table.numberOfString("192.0.2.1")).toBe(tr.map[2]!);
+    expect(table.numberOfString("\uD800z")).toBe(tr.map[0]!);
     expect(table.size).toBe(3);
   });
 
-  test("results keep fractional times and large id numbers exactly (wider arrays)", () => {
+  test("results keep fractional times and large id numbers exactly", () => {
     const table = new IdTable();
     const tr = new IdTranslation(table);
-    const known = new KnownIds();
-    for (let i = 0; i < 70000; i++) known.other.set(`old${i}`, known.size++); // this child sent many already
-    tr.extend([...known.other.keys()]);
-    const c = chunk(["a", "b"], [1, 0, 1]);
+    const src = new SourceIds();
+    viaFrame(
+      chunk(
+        src,
+        Array.from({ length: 70000 }, (_, i) => `old${i}`),
+      ),
+      tr,
+      table,
+    ); // sent many already
+    const c = chunk(src, ["b", "a", "b"]);
     c.times = Float64Array.from([1.5, -3, 2 ** 33]);
-    const r = viaFrame(resultFrame(c, known), tr, table);
+    const r = viaFrame(c, tr, table);
     expect(r.ids).toEqual(["b", "a", "b"]);
     expect(r.times).toEqual([1.5, -3, 2 ** 33]);
+    expect(Math.max(...c.idIndex)).toBe(70001);
   });
 
   test("IPv4 ids go as numbers, one id per address whether given as a number or as text", () => {
     const table = new IdTable();
     const a = new IdTranslation(table);
     const b = new IdTranslation(table);
-    const knownA = new KnownIds();
-    const knownB = new KnownIds();
-    const v4 = (s: string) => parseIPv4(s);
-    // child A: numbers and an other id mixed (others are numbered after the IPv4 ones)
-    const r1 = viaFrame(
-      resultFrame(chunk(["2001:db8::1", v4("192.0.2.1"), v4("255.255.255.255")], [0, 1, 2, 1]), knownA),
-      a,
-      table,
-    );
+    const srcA = new SourceIds();
+    const srcB = new SourceIds();
+    // canonical IPv4 text is its address's number; other text is not
+    expect(srcA.number("192.0.2.1")).toBe(srcA.numberV4(parseIPv4("192.0.2.1")));
+    expect(srcA.number("192.0.2.01")).not.toBe(srcA.number("192.0.2.1"));
+    const r1 = viaFrame(chunk(srcA, ["2001:db8::1", "192.0.2.1", "255.255.255.255", "192.0.2.1"]), a, table);
     expect(r1.ids).toEqual(["2001:db8::1", "192.0.2.1", "255.255.255.255", "192.0.2.1"]);
-    // canonical IPv4 text is read as the address's number
-    const r2 = viaFrame(
-      resultFrame(chunk(["192.0.2.1", v4("0.0.0.0"), "192.0.2.01"], [2, 1, 0]), knownA),
-      a,
-      table,
-    );
-    expect(r2.ids).toEqual(["192.0.2.01", "0.0.0.0", "192.0.2.1"]);
     // child B meets the same addresses: the same run numbers
-    const r3 = viaFrame(resultFrame(chunk([v4("255.255.255.255"), "192.0.2.1"], [0, 1]), knownB), b, table);
-    expect(r3.ids).toEqual(["255.255.255.255", "192.0.2.1"]);
+    const r2 = viaFrame(chunk(srcB, ["255.255.255.255", "192.0.2.1", "0.0.0.0"]), b, table);
+    expect(r2.ids).toEqual(["255.255.255.255", "192.0.2.1", "0.0.0.0"]);
     expect(b.map[0]).toBe(table.numberOfString("255.255.255.255"));
-    expect(b.map[1]).toBe(table.numberOfV4(v4("192.0.2.1")));
+    expect(b.map[1]).toBe(table.numberOfV4(parseIPv4("192.0.2.1")));
     expect(table.size).toBe(5);
     // the local path: mixed ids straight from a ChunkResult
     const c = new IdTranslation(table);
-    c.extend([v4("0.0.0.0"), "192.0.2.01", "192.0.2.1"]);
+    c.extend(0, [parseIPv4("0.0.0.0"), "192.0.2.01", "192.0.2.1"]);
     expect([...c.map.subarray(0, 3)].map((x) => table.name(x))).toEqual([
       "0.0.0.0",
       "192.0.2.01",
@@ -141,9 +177,10 @@ describe("scan ids", () => {
     const first = ids.map((id) => table.numberOfString(id));
     expect(new Set(first).size).toBe(ids.length);
     const encoded = encodeIds(ids)!;
-    const out = new Int32Array(ids.length);
-    table.numberAll(encoded, out, 0);
-    expect([...out]).toEqual(first);
+    const out: number[] = [];
+    for (let p = 0; p < encoded.length; p += 2 + ((encoded[p + 1]! + 3) >> 2))
+      out.push(table.numberOf(encoded, p));
+    expect(out).toEqual(first);
     expect(table.name(first[12345]!)).toBe(ids[12345]!);
   });
 
@@ -281,25 +318,5 @@ describe("U32Map", () => {
       const k = next();
       expect(m.get(k)).toBe(ref.get(k) ?? -1);
     }
-  });
-
-  test("a child numbers an IPv4 id once across chunks, whatever else it sends", () => {
-    const known = new KnownIds();
-    const table = new IdTable();
-    const tr = new IdTranslation(table);
-    const r1 = viaFrame(
-      resultFrame(chunk(["192.0.2.7", "2001:db8::1", "host"], [0, 1, 2]), known),
-      tr,
-      table,
-    );
-    const r2 = viaFrame(
-      resultFrame(chunk(["2001:db8::1", "192.0.2.7", "0.0.0.0"], [1, 0, 2, 1]), known),
-      tr,
-      table,
-    );
-    expect(r1.ids).toEqual(["192.0.2.7", "2001:db8::1", "host"]);
-    expect(r2.ids).toEqual(["192.0.2.7", "2001:db8::1", "0.0.0.0", "192.0.2.7"]);
-    expect(known.size).toBe(4);
-    expect(table.size).toBe(4);
   });
 });

@@ -9,8 +9,6 @@
  * Messages both ways are frames: u32 header length, JSON header, u32 payload length, payload.
  */
 import { readSync, writeSync } from "node:fs";
-import { parseIPv4 } from "../util/ip.ts";
-import { U32Map } from "../util/u32map.ts";
 import { encodeIds, type NewIds } from "./ids.ts";
 import { ChunkProcessor, type ChunkResult, type ScanFilterRef } from "./process.ts";
 import { readRange } from "./ranges.ts";
@@ -29,25 +27,20 @@ export type ChildTask =
   | (Extract<ChildRequest, { type: "text" }> & { data: Buffer });
 
 /**
- * Header of a result. The payload holds times, the ids this child had not sent before (the
- * IPv4 ones as u32 numbers, then the others encoded for the parent's IdTable, see encodeIds),
- * id numbers, filter indexes (u8). Times are u32 when all are whole seconds (syslog dates),
- * else f64; id numbers u16 while the child has fewer than 65536 ids, else u32: about half the
- * bytes to pipe and to allocate in the parent, usually.
- * A child numbers ids in the order it first sends them (a result's new IPv4 ids first), for the
- * whole run, so an id crosses the pipe and is looked up by the parent once per child, not once
- * per chunk. In the unlikely case an id cannot be encoded (a newline or a lone surrogate in an
- * `<F-ID>` capture), the new ids that are not IPv4 are in the header instead.
+ * Header of a result. The payload holds times (f64), the source's id numbers (u32), the new
+ * ids' IPv4 addresses (u32), the new other ids encoded for the parent's IdTable (see
+ * encodeIds), filter indexes (u8), and the new ids' kinds (u8: 0 IPv4, 1 other; see NewIds).
+ * A child numbers each id once for the whole run (SourceIds), so an id crosses the pipe and is
+ * looked up by the parent once per child, not once per chunk. In the unlikely case an id cannot
+ * be encoded (a newline or a lone surrogate in an `<F-ID>` capture), the new other ids are in
+ * the header instead.
  */
 type ResultHeader = Omit<ChunkResult, "idIndex" | "times" | "filters" | "ids"> & {
   type: "result";
   failures: number;
-  /** Bytes per time (4, 8) and per id number (2, 4). */
-  timeBytes: 4 | 8;
-  idBytes: 2 | 4;
-  /** New IPv4 ids, new other ids. */
+  /** New ids: all, the IPv4 ones. */
+  newCount: number;
   v4Count: number;
-  idCount: number;
   ids?: string[];
 };
 type ErrorHeader = { type: "error"; seq: number; message: string };
@@ -150,105 +143,62 @@ export class FrameReader {
   }
 }
 
-/**
- * The frame of a result, its ids numbered in `known` (the child's numbering, extended here;
- * `idIndex` may be rewritten in place).
- */
-export function resultFrame(r: ChunkResult, known: KnownIds): Uint8Array {
+/** The frame of a result. */
+export function resultFrame(r: ChunkResult): Uint8Array {
   const { idIndex, times, filters, ids, ...rest } = r;
-  const own = new Uint32Array(ids.length);
-  // new ids are numbered IPv4 ones first, then the others (the order resultOf reads them in)
-  const freshV4: number[] = [];
-  const fresh: string[] = [];
-  const later: number[] = [];
+  const kinds = new Uint8Array(ids.length);
+  const v4: number[] = [];
+  const others: string[] = [];
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i]!;
-    const v4 = typeof id === "number" ? id : parseIPv4(id); // canonical IPv4 text: its number
-    if (v4 < 0) {
-      const x = known.other.get(id as string);
-      if (x === undefined) later.push(i);
-      else own[i] = x;
-      continue;
+    if (typeof id === "number") v4.push(id);
+    else {
+      kinds[i] = 1;
+      others.push(id);
     }
-    let x = known.v4.get(v4);
-    if (x < 0) {
-      x = known.size++;
-      known.v4.set(v4, x);
-      freshV4.push(v4);
-    }
-    own[i] = x;
   }
-  for (const i of later) {
-    const id = ids[i] as string;
-    known.other.set(id, known.size);
-    own[i] = known.size++;
-    fresh.push(id);
-  }
-  const x = known.size <= 0x10000 ? new Uint16Array(idIndex.length) : idIndex;
-  for (let k = 0; k < idIndex.length; k++) x[k] = own[idIndex[k]!]!;
-  const encoded = encodeIds(fresh);
-  const t = wholeSeconds(times) ? new Uint32Array(times) : times;
+  const encoded = encodeIds(others);
   const header: ResultHeader = {
     type: "result",
     ...rest,
     failures: times.length,
-    timeBytes: t.BYTES_PER_ELEMENT as 4 | 8,
-    idBytes: x.BYTES_PER_ELEMENT as 2 | 4,
-    v4Count: freshV4.length,
-    idCount: fresh.length,
-    ...(encoded ? {} : { ids: fresh }),
+    newCount: ids.length,
+    v4Count: v4.length,
+    ...(encoded ? {} : { ids: others }),
   };
   // widest first: every array stays aligned in the payload
-  const v4 = bytesOf(Uint32Array.from(freshV4));
-  return frame(header, [bytesOf(t), v4, ...(encoded ? [bytesOf(encoded)] : []), bytesOf(x), filters]);
+  return frame(header, [
+    bytesOf(times),
+    bytesOf(idIndex),
+    bytesOf(Uint32Array.from(v4)),
+    ...(encoded ? [bytesOf(encoded)] : []),
+    filters,
+    kinds,
+  ]);
 }
 
-/** Whether every time is a whole number of seconds that a u32 holds. */
-function wholeSeconds(times: Float64Array): boolean {
-  for (let k = 0; k < times.length; k++) if (times[k] !== times[k]! >>> 0) return false;
-  return true;
-}
-
-function bytesOf(a: Float64Array | Uint32Array | Uint16Array): Uint8Array {
+function bytesOf(a: Float64Array | Uint32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/**
- * The numbers of the ids a child has sent: IPv4 ones by their address's number (no string or
- * Map entry kept per address for the whole run), the others by text.
- */
-export class KnownIds {
-  size = 0;
-  readonly v4 = new U32Map();
-  readonly other = new Map<string, number>();
-}
-
-/**
- * A result as a child sends it: `idIndex` holds the child's id numbers, and the ids it had not
- * sent before come with it (encoded, or strings in the rare case, see resultFrame).
- */
-export type ChildResult = Omit<ChunkResult, "ids" | "times" | "idIndex"> & {
-  times: Float64Array | Uint32Array;
-  idIndex: Uint32Array | Uint16Array;
-  /** The new ids, numbered in this order: IPv4 ones, then the others. */
-  newIds: NewIds;
-};
+/** A result as a child sends it: `idIndex` holds the child's id numbers, the new ids come with it. */
+export type ChildResult = Omit<ChunkResult, "ids" | "idBase"> & { newIds: NewIds };
 
 /** A result from its frame (null for an error frame, whose header says why). */
 export function resultOf(header: ChildReply, payload: Uint8Array): ChildResult | null {
   if (header.type !== "result") return null;
-  const { type: _t, failures: n, timeBytes, idBytes, v4Count, idCount, ids: listed, ...rest } = header;
+  const { type: _t, failures: n, newCount, v4Count, ids: listed, idBase, ...rest } = header;
   // Views on the frame (FrameReader's frames are 8-byte aligned), copies otherwise.
   const own = payload.byteOffset % 8 === 0 ? payload : payload.slice();
   const at = own.byteOffset;
-  const encodedBytes = own.length - n * (timeBytes + idBytes + 1) - 4 * v4Count;
-  const times = timeBytes === 4 ? new Uint32Array(own.buffer, at, n) : new Float64Array(own.buffer, at, n);
-  const v4 = new Uint32Array(own.buffer, at + n * timeBytes, v4Count);
-  const encoded = new Uint32Array(own.buffer, at + n * timeBytes + 4 * v4Count, encodedBytes / 4);
-  const idAt = at + n * timeBytes + 4 * v4Count + encodedBytes;
-  const idIndex = idBytes === 2 ? new Uint16Array(own.buffer, idAt, n) : new Uint32Array(own.buffer, idAt, n);
-  const filters = own.subarray(own.length - n);
-  const newIds = { v4, others: listed ?? { count: idCount, encoded } };
+  const encodedBytes = own.length - 13 * n - 4 * v4Count - newCount;
+  const times = new Float64Array(own.buffer, at, n);
+  const idIndex = new Uint32Array(own.buffer, at + 8 * n, n);
+  const v4 = new Uint32Array(own.buffer, at + 12 * n, v4Count);
+  const encoded = new Uint32Array(own.buffer, at + 12 * n + 4 * v4Count, encodedBytes / 4);
+  const filters = own.subarray(own.length - newCount - n, own.length - newCount);
+  const kinds = own.subarray(own.length - newCount);
+  const newIds = { base: idBase, kinds, v4, others: listed ?? encoded };
   return { ...rest, times, idIndex, filters, newIds };
 }
 
@@ -297,7 +247,6 @@ function writeAll(bytes: Uint8Array): void {
 /** Serves tasks from stdin until it closes, then exits. */
 export function runChild(): never {
   let proc: ChunkProcessor | null = null;
-  const known = new KnownIds();
   for (let f = readFrame(); f !== null; f = readFrame()) {
     const m = f.header;
     if (m.type === "init") {
@@ -322,7 +271,7 @@ export function runChild(): never {
         result = proc.processBytes(m.seq, data, m.primeBytes, m.journal);
         result.bytes = m.bytes;
       }
-      writeAll(resultFrame(result, known));
+      writeAll(resultFrame(result));
     } catch (err) {
       writeAll(frame({ type: "error", seq: m.seq, message: (err as Error).message } satisfies ErrorHeader));
     }

@@ -99,6 +99,18 @@ typedef struct {
   unsigned char dstate[NDAYS * 24]; /* 0: not known yet, 1: base[] holds, 2: JavaScript decides */
 } Spec;
 
+/*
+ * The ids of a source (a scan process), numbered once for all its chunk runs: IPv4 ids → their
+ * numbers (open addressing; key + 1, 0 empty), and the counter every id of the source is
+ * numbered by, the ones JavaScript keeps included (ids_next).
+ */
+typedef struct {
+  uint64_t *hkey;
+  uint32_t *hval;
+  uint32_t hcap, hcount;
+  uint32_t nids;
+} Ids;
+
 /* A filter's state in one chunk run. */
 typedef struct {
   Spec *spec;
@@ -126,11 +138,7 @@ typedef struct {
   uint32_t *nvidx;
   int32_t nnew;
   int32_t cap, nrec;
-  /* IPv4 ids → their numbers (open addressing; key + 1, 0 empty) */
-  uint64_t *hkey;
-  uint32_t *hval;
-  uint32_t hcap, hcount;
-  uint32_t nids;
+  Ids *ids;
   /*
    * Hosts JavaScript has identified (run_learn): filter, hint, host and <F-ID> bytes as a text
    * record holds them → the id's number, or -1 (not a valid host). Open addressing; hslot + 1,
@@ -233,16 +241,73 @@ void spec_hour(Spec *s, int month, int day, int hour, double base, int state) {
 /* --------------------------------------------------------------------------------------------
  * Runs */
 
-Run *run_new(Spec **specs, int nf, double now, double *info, double *rtime, uint32_t *rid,
+Ids *ids_new(void) {
+  Ids *x = calloc(1, sizeof(Ids));
+  if (!x) return 0;
+  x->hcap = 1024;
+  x->hkey = calloc(x->hcap, sizeof(uint64_t));
+  x->hval = calloc(x->hcap, sizeof(uint32_t));
+  return x;
+}
+
+void ids_free(Ids *x) {
+  free(x->hkey);
+  free(x->hval);
+  free(x);
+}
+
+/* Numbers handed out so far. */
+uint32_t ids_count(Ids *x) { return x->nids; }
+
+/* The next number, for an id JavaScript keeps (not an IPv4 address). */
+uint32_t ids_next(Ids *x) { return x->nids++; }
+
+static uint32_t hash32(uint32_t v) {
+  uint64_t h = (uint64_t)v * 0x9e3779b97f4a7c15ULL;
+  return (uint32_t)(h >> 32);
+}
+
+/* The number of an IPv4 id, the next one when it is new (then it equals ids_count before). */
+uint32_t ids_v4(Ids *x, int32_t bits) {
+  uint32_t v4 = (uint32_t)bits;
+  uint64_t key = (uint64_t)v4 + 1;
+  uint32_t mask = x->hcap - 1;
+  uint32_t i = hash32(v4) & mask;
+  while (x->hkey[i]) {
+    if (x->hkey[i] == key) return x->hval[i];
+    i = (i + 1) & mask;
+  }
+  uint32_t n = x->nids++;
+  x->hkey[i] = key;
+  x->hval[i] = n;
+  if (++x->hcount * 2 > x->hcap) {
+    uint32_t cap = x->hcap * 2;
+    uint64_t *hk = calloc(cap, sizeof(uint64_t));
+    uint32_t *hv = calloc(cap, sizeof(uint32_t));
+    for (uint32_t j = 0; j < x->hcap; j++) {
+      if (!x->hkey[j]) continue;
+      uint32_t k = hash32((uint32_t)(x->hkey[j] - 1)) & (cap - 1);
+      while (hk[k]) k = (k + 1) & (cap - 1);
+      hk[k] = x->hkey[j];
+      hv[k] = x->hval[j];
+    }
+    free(x->hkey);
+    free(x->hval);
+    x->hkey = hk;
+    x->hval = hv;
+    x->hcap = cap;
+  }
+  return n;
+}
+
+Run *run_new(Spec **specs, int nf, double now, Ids *ids, double *info, double *rtime, uint32_t *rid,
              uint8_t *rfilter, int32_t *rtext, int32_t *tpos, uint32_t *nv4, uint32_t *nvidx, int cap,
              unsigned char *text, int tcap) {
   Run *r = calloc(1, sizeof(Run));
+  r->ids = ids;
   r->tpos = tpos;
   r->nv4 = nv4;
   r->nvidx = nvidx;
-  r->hcap = 1024;
-  r->hkey = calloc(r->hcap, sizeof(uint64_t));
-  r->hval = calloc(r->hcap, sizeof(uint32_t));
   r->perf = calloc(nf, sizeof(double));
   r->nf = nf;
   r->f = calloc(nf, sizeof(FState));
@@ -278,48 +343,17 @@ void run_drained(Run *r) {
   r->nnew = 0;
 }
 
-static uint32_t hash32(uint32_t v) {
-  uint64_t h = (uint64_t)v * 0x9e3779b97f4a7c15ULL;
-  return (uint32_t)(h >> 32);
-}
-
-/* The number of an IPv4 id in this run: the next one when it is new (noted in nv4/nvidx). */
+/* The number of an IPv4 id (see ids_v4); a new one is noted in nv4/nvidx for JavaScript. */
 uint32_t run_id4(Run *r, int32_t bits) {
   uint32_t v4 = (uint32_t)bits;
-  uint64_t key = (uint64_t)v4 + 1;
-  uint32_t mask = r->hcap - 1;
-  uint32_t i = hash32(v4) & mask;
-  while (r->hkey[i]) {
-    if (r->hkey[i] == key) return r->hval[i];
-    i = (i + 1) & mask;
-  }
-  uint32_t n = r->nids++;
-  r->hkey[i] = key;
-  r->hval[i] = n;
-  r->nv4[r->nnew] = v4;
-  r->nvidx[r->nnew++] = n;
-  if (++r->hcount * 2 > r->hcap) {
-    uint32_t cap = r->hcap * 2;
-    uint64_t *hk = calloc(cap, sizeof(uint64_t));
-    uint32_t *hv = calloc(cap, sizeof(uint32_t));
-    for (uint32_t j = 0; j < r->hcap; j++) {
-      if (!r->hkey[j]) continue;
-      uint32_t k = hash32((uint32_t)(r->hkey[j] - 1)) & (cap - 1);
-      while (hk[k]) k = (k + 1) & (cap - 1);
-      hk[k] = r->hkey[j];
-      hv[k] = r->hval[j];
-    }
-    free(r->hkey);
-    free(r->hval);
-    r->hkey = hk;
-    r->hval = hv;
-    r->hcap = cap;
+  uint32_t before = r->ids->nids;
+  uint32_t n = ids_v4(r->ids, bits);
+  if (n >= before) {
+    r->nv4[r->nnew] = v4;
+    r->nvidx[r->nnew++] = n;
   }
   return n;
 }
-
-/* The next id number, for an id JavaScript keeps (not an IPv4 address). */
-uint32_t run_next_id(Run *r) { return r->nids++; }
 
 double run_count(Run *r, int fi) { return r->perf[fi]; }
 
@@ -409,8 +443,6 @@ void run_free(Run *r) {
     }
   }
   free(r->f);
-  free(r->hkey);
-  free(r->hval);
   free(r->hslot);
   free(r->hsval);
   free(r->hshash);
@@ -728,7 +760,7 @@ static void stage2(Run *r, int fi, int i, double time, int owned_line) {
       }
       int n = r->nrec++;
       r->rtime[n] = time;
-      r->rid[n] = run_id4(r, (uint32_t)v4);
+      r->rid[n] = run_id4(r, (int32_t)v4);
       r->rfilter[n] = (uint8_t)fi;
       r->rtext[n] = -1;
       r->perf[fi] += 1;

@@ -17,11 +17,10 @@ import type { CompiledFilter } from "../filter/index.ts";
 import type { Identity } from "../filter/matcher.ts";
 import { candidateTable, LEAN_KEYS, type NativeEntry, namedGroups, nativeForm } from "../filter/matcher.ts";
 import { jitMatchAddress, nativeHead } from "../filter/native.ts";
-import { detach } from "../util/detach.ts";
 import { Fail2tsError } from "../util/errors.ts";
 import { type HostKind, parseIPv4 } from "../util/ip.ts";
 import source from "./engine.c" with { type: "text" };
-import type { ChunkId } from "./process.ts";
+import type { NativeIds, SourceIds } from "./ids.ts";
 
 const P = FFIType.ptr;
 const I = FFIType.i32;
@@ -35,9 +34,13 @@ const SYMBOLS = {
   spec_fail: { args: [P, I, P, P, P, P, I, P, I], returns: V },
   spec_cands: { args: [P, P, P, I], returns: V },
   spec_hour: { args: [P, I, I, I, D, I], returns: V },
-  run_new: { args: [P, I, D, P, P, P, P, P, P, P, P, I, P, I], returns: P },
+  ids_new: { args: [], returns: P },
+  ids_free: { args: [P], returns: V },
+  ids_count: { args: [P], returns: FFIType.u32 },
+  ids_next: { args: [P], returns: FFIType.u32 },
+  ids_v4: { args: [P, I], returns: FFIType.u32 },
+  run_new: { args: [P, I, D, P, P, P, P, P, P, P, P, P, I, P, I], returns: P },
   run_id4: { args: [P, I], returns: FFIType.u32 },
-  run_next_id: { args: [P], returns: FFIType.u32 },
   run_count: { args: [P, I], returns: D },
   run_nnew: { args: [P], returns: I },
   run_text: { args: [P, P, I], returns: V },
@@ -321,16 +324,10 @@ export interface EngineTotals {
   first: number | null;
   last: number | null;
   perFilter: number[];
-  /** The failure ids by number (IPv4 ones as their address's number, see ChunkResult.ids). */
-  ids: ChunkId[];
 }
 
-/** Engines for these filters (one chunk run: fresh sessions), or null when one cannot run there. */
-export function startEngine(
-  filters: readonly CompiledFilter[],
-  now: number,
-  sink: EngineSink,
-): EngineRun | null {
+/** The engine and its specs for these filters, or null when one cannot run there. */
+function enginesFor(filters: readonly CompiledFilter[]): { L: Lib; list: Spec[] } | null {
   const L = engine();
   if (L === null || filters.length === 0 || filters.length > 255) return null;
   const list: Spec[] = [];
@@ -339,7 +336,47 @@ export function startEngine(
     if (s === null) return null;
     list.push(s);
   }
-  return new EngineRun(L, list, now, sink);
+  return { L, list };
+}
+
+/** The engine's handle of a SourceIds' native table. */
+const handles = new WeakMap<NativeIds, Pointer>();
+const freeIds = new FinalizationRegistry<{ L: Lib; handle: Pointer }>(({ L, handle }) => L.ids_free(handle));
+
+/**
+ * The engine's id table for a source whose chunks of these filters it runs (numbers for
+ * SourceIds), or null when it cannot run them: their ids are then numbered in JavaScript.
+ */
+export function nativeIds(filters: readonly CompiledFilter[]): NativeIds | null {
+  const e = enginesFor(filters);
+  if (e === null) return null;
+  const { L } = e;
+  const handle = nonNull(L.ids_new() as Pointer | null);
+  // `| 0`: bun:ffi reads a number held as a double (2³¹ and up) wrongly; engine.c takes the bits
+  const ids: NativeIds = {
+    v4: (address) => L.ids_v4(handle, address | 0),
+    next: () => L.ids_next(handle),
+    count: () => L.ids_count(handle),
+  };
+  handles.set(ids, handle);
+  freeIds.register(ids, { L, handle });
+  return ids;
+}
+
+/**
+ * Engines for these filters (one chunk run: fresh sessions), or null when one cannot run there.
+ * Ids are numbered in `ids`, which must have the engine's table (nativeIds) to take them.
+ */
+export function startEngine(
+  filters: readonly CompiledFilter[],
+  now: number,
+  sink: EngineSink,
+  ids: SourceIds,
+): EngineRun | null {
+  const e = enginesFor(filters);
+  const table = ids.native && handles.get(ids.native);
+  if (e === null || !table) return null;
+  return new EngineRun(e.L, e.list, now, sink, ids, table);
 }
 
 const utf8 = new TextDecoder();
@@ -366,9 +403,6 @@ export class EngineRun {
   /** Whether the lines being fed belong to the chunk (see feed; the handoff reads it). */
   owned = false;
   private closed = false;
-  /** The ids by number: IPv4 ones numbered by the engine, the others here. */
-  private readonly ids: ChunkId[] = [];
-  private readonly idOf = new Map<string, number>();
   private invalid = 0;
   private readonly textCounts: number[];
 
@@ -377,14 +411,18 @@ export class EngineRun {
     private readonly specs: Spec[],
     now: number,
     private readonly sink: EngineSink,
+    /** The source's ids: the engine numbers them in its table (`table`). */
+    private readonly source: SourceIds,
+    table: Pointer,
   ) {
     this.textCounts = specs.map(() => 0);
-    const handles = BigUint64Array.from(specs.map((s) => BigInt(s.handle)));
+    const specHandles = BigUint64Array.from(specs.map((s) => BigInt(s.handle)));
     this.handle = nonNull(
       L.run_new(
-        ptr(handles),
+        ptr(specHandles),
         specs.length,
         now,
+        table,
         ptr(this.info),
         ptr(this.rtime),
         ptr(this.rid),
@@ -525,7 +563,7 @@ export class EngineRun {
       this.rid[k] = id;
     }
     const nn = L.run_nnew(this.handle);
-    for (let j = 0; j < nn; j++) this.ids[this.nvidx[j]!] = this.nv4[j]!;
+    for (let j = 0; j < nn; j++) this.source.place(this.nvidx[j]!, this.nv4[j]!);
     if (drop) {
       let w = 0;
       for (let k = 0; k < n; k++) {
@@ -551,14 +589,7 @@ export class EngineRun {
     const num = who.kind === "ip4" && who.v4 >= 0 ? who.v4 : parseIPv4(who.id);
     // `| 0`: bun:ffi reads a number held as a double (2³¹ and up) wrongly; engine.c takes the bits
     if (num >= 0) return this.L.run_id4(this.handle, num | 0);
-    let id = this.idOf.get(who.id) ?? -1;
-    if (id < 0) {
-      id = this.L.run_next_id(this.handle);
-      const own = detach(who.id);
-      this.ids[id] = own;
-      this.idOf.set(own, id);
-    }
-    return id;
+    return this.source.numberOther(who.id);
   }
 
   /** The last records, the totals, and the engine's memory back; the run is over. */
@@ -573,7 +604,6 @@ export class EngineRun {
       first: Number.isNaN(info[I_FIRST]!) ? null : info[I_FIRST]!,
       last: Number.isNaN(info[I_LAST]!) ? null : info[I_LAST]!,
       perFilter: this.textCounts.map((n, i) => n + this.L.run_count(this.handle, i)),
-      ids: this.ids,
     };
     if (!this.closed) this.L.run_free(this.handle);
     this.closed = true;

@@ -1,14 +1,19 @@
 /**
- * The failure ids of a scan run, numbered, for the parent's replay: the jails and the counters
- * index arrays by these numbers instead of hashing strings per failure.
+ * The failure ids of a scan run, numbered.
  *
- * Children send each id once (see child.ts): an IPv4 address as its number, any other id
- * encoded: a hash, the UTF-8 length, the UTF-8 bytes padded to whole 32-bit words. The parent
- * finds or adds it by that number or those words (hash tables on typed arrays: no string is
- * made, no Map is used, the child did the hashing): this was the larger part of the parent's
- * work. Names are made when something prints them.
+ * A source of results (a worker process, or the in-process processor) numbers each id it meets
+ * once for the whole run, in the order met (SourceIds); a result brings the ids numbered since
+ * the source's last result. The parent's IdTable numbers them for the run, whatever source sends
+ * them, and each source's numbers are translated to the run's (IdTranslation): the jails and the
+ * counters index arrays by these numbers instead of hashing strings per failure.
+ *
+ * An IPv4 id crosses as its address's number, any other id encoded: a hash, the UTF-8 length,
+ * the UTF-8 bytes padded to whole 32-bit words. The parent finds or adds it by that number or
+ * those words (hash tables on typed arrays: no string is made, no Map is used, the child did the
+ * hashing). Names are made when something prints them.
  */
 
+import { detach } from "../util/detach.ts";
 import { formatIPv4, parseIPv4 } from "../util/ip.ts";
 import { U32Map } from "../util/u32map.ts";
 import type { ChunkId } from "./process.ts";
@@ -111,12 +116,6 @@ export class IdTable {
     slots[s] = x + 1;
     if (this.size * 2 > slots.length) this.rehash();
     return x;
-  }
-
-  /** Numbers the encoded ids in `w` (see encodeIds), in order, into `out` from `at`. */
-  numberAll(w: Uint32Array, out: Int32Array, at: number): number {
-    for (let p = 0; p < w.length; p += 2 + ((w[p + 1]! + 3) >> 2)) out[at++] = this.numberOf(w, p);
-    return at;
   }
 
   /** The number of an id given as a string (canonical IPv4 text is the address's id). */
@@ -232,16 +231,19 @@ export class IdTable {
   }
 }
 
-/** The ids a child result brings: IPv4 ones by number, then the others (encoded, or strings). */
+/**
+ * The ids a result brings (see SourceIds.take): its source numbered them `base`, `base + 1`...;
+ * `kinds[i]` tells which list the i-th is in: 0 the IPv4 addresses (`v4`, in order), 1 the
+ * others (encoded, see encodeIds, or strings when they could not be).
+ */
 export interface NewIds {
+  base: number;
+  kinds: Uint8Array;
   v4: Uint32Array;
-  others: { count: number; encoded: Uint32Array } | string[];
+  others: Uint32Array | string[];
 }
 
-/**
- * A source's own id numbering (a child's: its results number ids in the order it first sends
- * them) → the run's numbers.
- */
+/** A source's own id numbering (see SourceIds) → the run's numbers. */
 export class IdTranslation {
   /** Source number → run number; replaced when it grows (results keep the one they were given). */
   map = new Int32Array(1024);
@@ -249,37 +251,131 @@ export class IdTranslation {
 
   constructor(private readonly table: IdTable) {}
 
-  /** Takes the source's next n ids, encoded (see encodeIds). */
-  extendEncoded(w: Uint32Array, n: number): void {
-    this.reserve(n);
-    this.count = this.table.numberAll(w, this.map, this.count);
-  }
-
-  /** Takes a child's new ids, as a result frame brings them (see resultOf): IPv4 ones first. */
+  /** Takes the ids a result brings (they follow the ones taken before, or the source is broken). */
   extendFrame(ids: NewIds): void {
-    this.extendV4(ids.v4);
-    if (Array.isArray(ids.others)) this.extend(ids.others);
-    else this.extendEncoded(ids.others.encoded, ids.others.count);
+    const { kinds, v4, others } = ids;
+    this.expect(ids.base, kinds.length);
+    const map = this.map;
+    const table = this.table;
+    let a = 0;
+    let p = 0;
+    for (let i = 0; i < kinds.length; i++) {
+      let x: number;
+      if (kinds[i] === 0) x = table.numberOfV4(v4[a++]!);
+      else if (Array.isArray(others)) x = table.numberOfString(others[p++]!);
+      else {
+        x = table.numberOf(others, p);
+        p += 2 + ((others[p + 1]! + 3) >> 2);
+      }
+      map[this.count++] = x;
+    }
   }
 
-  /** Takes the source's next ids, IPv4 addresses by number. */
-  extendV4(v4: Uint32Array): void {
-    this.reserve(v4.length);
-    for (let i = 0; i < v4.length; i++) this.map[this.count++] = this.table.numberOfV4(v4[i]!);
-  }
-
-  /** Takes the source's next ids (IPv4 addresses as numbers, see ChunkResult.ids). */
-  extend(ids: readonly ChunkId[]): void {
-    this.reserve(ids.length);
+  /** Takes a result's ids as ChunkResult has them (the in-process path). */
+  extend(base: number, ids: readonly ChunkId[]): void {
+    this.expect(base, ids.length);
     for (const id of ids)
       this.map[this.count++] =
         typeof id === "number" ? this.table.numberOfV4(id) : this.table.numberOfString(id);
   }
 
-  private reserve(n: number): void {
+  private expect(base: number, n: number): void {
+    if (base !== this.count)
+      throw new Error(`scan: a result's ids start at ${base}, ${this.count} were expected`);
     if (this.count + n <= this.map.length) return;
     const m = new Int32Array(Math.max(this.map.length * 2, this.count + n));
     m.set(this.map.subarray(0, this.count));
     this.map = m;
+  }
+}
+
+/** What SourceIds needs of the native engine's id table (engine.ts, nativeIds). */
+export interface NativeIds {
+  /** The number of an IPv4 id (a u32), the next number when it is new. */
+  v4(address: number): number;
+  /** The next number. */
+  next(): number;
+  /** Numbers handed out. */
+  count(): number;
+}
+
+/**
+ * The ids one source numbers, each once for the whole run, in the order met; a result takes the
+ * ones numbered since the last (take). Canonical IPv4 text is its address's number. With the
+ * native engine the numbers come from its table (the engine numbers IPv4 ids itself, see
+ * engine.ts), else from here.
+ */
+export class SourceIds {
+  /** A run is numbering ids here (from begin to its take): one at a time. */
+  private busy = false;
+  private base = 0;
+  private fresh: ChunkId[] = [];
+  private counter = 0;
+  private readonly v4 = new U32Map();
+  private readonly other = new Map<string, number>();
+
+  constructor(readonly native: NativeIds | null = null) {}
+
+  /** Numbers handed out. */
+  get count(): number {
+    return this.native ? this.native.count() : this.counter;
+  }
+
+  /** The number of an id; `v4`: its IPv4 number when the caller has it (else read here). */
+  number(id: string, v4 = parseIPv4(id)): number {
+    return v4 >= 0 ? this.numberV4(v4) : this.numberOther(id);
+  }
+
+  /** The number of an IPv4 id (a u32). */
+  numberV4(v4: number): number {
+    const native = this.native;
+    if (native) {
+      const before = native.count();
+      const x = native.v4(v4);
+      if (x >= before) this.place(x, v4);
+      return x;
+    }
+    let x = this.v4.get(v4);
+    if (x < 0) {
+      x = this.counter++;
+      this.v4.set(v4, x);
+      this.place(x, v4);
+    }
+    return x;
+  }
+
+  /** The number of an id that is not canonical IPv4 text. */
+  numberOther(id: string): number {
+    let x = this.other.get(id);
+    if (x === undefined) {
+      x = this.native ? this.native.next() : this.counter++;
+      const own = detach(id);
+      this.other.set(own, x);
+      this.place(x, own);
+    }
+    return x;
+  }
+
+  /** An IPv4 id the native engine numbered `x` itself (it was new). */
+  place(x: number, id: ChunkId): void {
+    this.fresh[x - this.base] = id;
+  }
+
+  /** A run starts numbering ids here; it takes them when it ends (runs of a source cannot overlap). */
+  begin(): void {
+    if (this.busy) throw new Error("scan: a chunk run started before the last one finished");
+    this.busy = true;
+  }
+
+  /** The ids numbered since the last take: number `idBase + i` is `ids[i]`. The run is over. */
+  take(): { idBase: number; ids: ChunkId[] } {
+    this.busy = false;
+    const out = { idBase: this.base, ids: this.fresh };
+    const count = this.count;
+    if (out.ids.length !== count - this.base || out.ids.includes(undefined as unknown as ChunkId))
+      throw new Error(`scan: ids ${this.base} to ${count - 1} were not all named`);
+    this.base = count;
+    this.fresh = [];
+    return out;
   }
 }

@@ -17,13 +17,9 @@ const COMPILED = Bun.main.startsWith("/$bunfs/");
 
 /**
  * A chunk's result for the replay: `idIndex` holds its source's id numbers, `idMap` turns them
- * into the run's (IdTable). Arrays are narrower when they can be (see child.ts).
+ * into the run's (IdTable).
  */
-export type ScanChunk = Omit<ChunkResult, "ids" | "times" | "idIndex"> & {
-  times: Float64Array | Uint32Array;
-  idIndex: Uint32Array | Uint16Array;
-  idMap: Int32Array;
-};
+export type ScanChunk = Omit<ChunkResult, "ids" | "idBase"> & { idMap: Int32Array };
 
 interface Pending {
   task: ChildTask;
@@ -61,6 +57,8 @@ export class ScanPool {
   private readonly slots: Slot[] = [];
   private readonly queue: Pending[] = [];
   private local: ChunkProcessor | null = null;
+  /** The in-process processor's id numbers → the run's. */
+  private localIds: IdTranslation | null = null;
   private failed: Error | null = null;
   private closing = false;
 
@@ -103,7 +101,10 @@ export class ScanPool {
       proc.stdin.flush();
       void this.read(slot);
     }
-    if (this.slots.length === 0) this.local = new ChunkProcessor(refs, now);
+    if (this.slots.length === 0) {
+      this.local = new ChunkProcessor(refs, now);
+      this.localIds = new IdTranslation(ids);
+    }
   }
 
   private async read(slot: Slot): Promise<void> {
@@ -180,9 +181,9 @@ export class ScanPool {
         res = this.local.processBytes(task.seq, task.data, task.primeBytes, task.journal);
         res.bytes = task.bytes;
       }
-      const { ids, ...rest } = res;
-      const numbers = new IdTranslation(this.ids);
-      numbers.extend(ids);
+      const { ids, idBase, ...rest } = res;
+      const numbers = this.localIds!;
+      numbers.extend(idBase, ids);
       return { ...rest, idMap: numbers.map };
     }
     return new Promise<ScanChunk>((resolve, reject) => {

@@ -8,10 +8,9 @@ import { isAscii } from "node:buffer";
 import { type CompiledFilter, FilterMatcher, type LineResult, openFilter } from "../filter/index.ts";
 import type { Identity } from "../filter/matcher.ts";
 import { nativeAvailable } from "../filter/native.ts";
-import { detach } from "../util/detach.ts";
 import { type Host, type HostKind, parseIPv4 } from "../util/ip.ts";
-import { U32Map } from "../util/u32map.ts";
-import { type EngineRun, startEngine } from "./engine.ts";
+import { type EngineRun, nativeIds, startEngine } from "./engine.ts";
+import { SourceIds } from "./ids.ts";
 
 export interface ScanFilterRef {
   /** Filter reference: built-in name or path, with options (`sshd[mode=aggressive]`). */
@@ -33,12 +32,14 @@ export interface ChunkResult {
   /** Failures per filter. */
   perFilter: number[];
   /**
-   * The distinct failure ids of the chunk: an IPv4 address as its number (a u32: no text is
-   * made for the common case), any other id as a string of its own (not a slice of the text).
-   * An id that is canonical IPv4 text is always given as its number.
+   * The ids the source (this processor: see SourceIds) numbered since its last result: number
+   * `idBase + i` is `ids[i]`. An IPv4 address as its number (a u32: no text is made for the
+   * common case), any other id as a string of its own (not a slice of the text). An id that is
+   * canonical IPv4 text is always given as its number.
    */
   ids: ChunkId[];
-  /** Failures in line order: index in `ids`, time, filter index. */
+  idBase: number;
+  /** Failures in line order: the source's number of its id, time, filter index. */
   idIndex: Uint32Array;
   times: Float64Array;
   filters: Uint8Array;
@@ -97,10 +98,6 @@ export class ChunkRun {
   private first: number | null = null;
   private last: number | null = null;
   private readonly perFilter: number[];
-  private readonly idOf = new Map<string, number>();
-  /** The same for IPv4 ids by their number (no string hashing for the common case). */
-  private readonly idOf4 = new U32Map();
-  private readonly ids: ChunkId[] = [];
   private count = 0;
   private idIndex = new Uint32Array(1024);
   private times = new Float64Array(1024);
@@ -117,10 +114,13 @@ export class ChunkRun {
     filters: readonly CompiledFilter[],
     journal: boolean,
     now: number,
+    /** The ids of this run's source, numbered for all its runs. */
+    private readonly source: SourceIds = new SourceIds(),
     ip6Hosts: Map<string, Host | null> = new Map(),
   ) {
     this.journal = journal;
-    this.engine = journal ? null : startEngine(filters, now, this);
+    source.begin();
+    this.engine = journal ? null : startEngine(filters, now, this, source);
     const engine = this.engine;
     this.matchers = filters.map(
       (f, i) =>
@@ -142,21 +142,7 @@ export class ChunkRun {
 
   /** A failure; `v4`: the id's IPv4 number, or -1 (see Failure.v4). */
   private push(id: string, time: number, filter: number, v4: number): void {
-    // An IPv4 id is known by its number only (parseIPv4 takes canonical text: one per number).
-    const num = v4 >= 0 ? v4 : parseIPv4(id);
-    let k = num >= 0 ? this.idOf4.get(num) : (this.idOf.get(id) ?? -1);
-    if (k < 0) {
-      k = this.ids.length;
-      if (num >= 0) {
-        this.ids.push(num);
-        this.idOf4.set(num, k);
-      } else {
-        const own = detach(id);
-        this.ids.push(own);
-        this.idOf.set(own, k);
-      }
-    }
-    this.append(k, time, filter);
+    this.append(this.source.number(id, v4 >= 0 ? v4 : parseIPv4(id)), time, filter);
   }
 
   /** EngineSink: the failure id of a host, as the filter's matcher makes it. */
@@ -324,7 +310,6 @@ export class ChunkRun {
   }
 
   finish(seq: number, bytes: number): ChunkResult {
-    let ids = this.ids;
     if (this.engine !== null) {
       const e = this.engine.finish();
       this.lines += e.lines;
@@ -332,11 +317,12 @@ export class ChunkRun {
       this.noDate += e.noDate;
       this.invalid += e.invalid;
       for (let i = 0; i < e.perFilter.length; i++) this.perFilter[i]! += e.perFilter[i]!;
-      ids = e.ids;
       if (e.first !== null && (this.first === null || e.first < this.first)) this.first = e.first;
       if (e.last !== null && (this.last === null || e.last > this.last)) this.last = e.last;
     }
     const n = this.count;
+    const { idBase, ids } = this.source.take();
+    // views: a run is over once finished, its arrays are the result's
     return {
       seq,
       lines: this.lines,
@@ -346,9 +332,10 @@ export class ChunkRun {
       invalid: this.invalid,
       perFilter: this.perFilter,
       ids,
-      idIndex: this.idIndex.slice(0, n),
-      times: this.times.slice(0, n),
-      filters: this.filters.slice(0, n),
+      idBase,
+      idIndex: this.idIndex.subarray(0, n),
+      times: this.times.subarray(0, n),
+      filters: this.filters.subarray(0, n),
       first: this.first,
       last: this.last,
     };
@@ -361,12 +348,15 @@ export class ChunkProcessor {
   private readonly ip6Hosts = new Map<string, Host | null>();
   /** The filters for journal exports, compiled at the first journal chunk. */
   private journalFilters: CompiledFilter[] | null = null;
+  /** The ids of all this processor's runs (see SourceIds). */
+  private readonly ids: SourceIds;
 
   constructor(
     private readonly refs: readonly ScanFilterRef[],
     private readonly now: number,
   ) {
     this.filters = refs.map((r) => openFilter(r.ref, {}, { now: () => now }));
+    this.ids = new SourceIds(nativeIds(this.filters));
   }
 
   /** A run over one chunk (fresh sessions). */
@@ -379,7 +369,13 @@ export class ChunkProcessor {
           : f;
       });
     }
-    return new ChunkRun(journal ? this.journalFilters! : this.filters, journal, this.now, this.ip6Hosts);
+    return new ChunkRun(
+      journal ? this.journalFilters! : this.filters,
+      journal,
+      this.now,
+      this.ids,
+      this.ip6Hosts,
+    );
   }
 
   /**

@@ -35,13 +35,14 @@ interface Slot {
 }
 
 /**
- * JavaScriptCore options for a worker: no optimizing tiers (DFG, FTL). With the native engine
- * (engine.ts) running the lines, a worker's JavaScript is a few milliseconds per chunk, and
- * compiling it at the optimizing tiers cost more than it saved. Measured on the 1M-line
- * auth.log: 8% less wall time and CPU with two workers, 7% less CPU with one; on 1 GB, 2-4%
- * less.
+ * JavaScriptCore options for a worker: no optimizing tiers (DFG, FTL), and what is compiled is
+ * compiled on the worker's own thread. With the native engine (engine.ts) running the lines, a
+ * worker's JavaScript is a few milliseconds per chunk: compiling it at the optimizing tiers cost
+ * more than it saved (measured on the 1M-line auth.log: 8% less wall time and CPU with two
+ * workers; on 1 GB, 2-4% less), and a compiler thread of its own competes with the other
+ * processes for the cores (4% less wall time on the 1M-line auth.log without it).
  */
-const QUICK_START = { BUN_JSC_useDFGJIT: "0" };
+const QUICK_START = { BUN_JSC_useDFGJIT: "0", BUN_JSC_useConcurrentJIT: "0" };
 
 /**
  * JavaScriptCore options for a worker that reads `bytes`, for memory. Told any RAM size (even

@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { DenseIdMap } from "../src/jail/idmap.ts";
+import { NO_INCREMENT } from "../src/jail/increment.ts";
 import { type BanDecision, JailCore } from "../src/jail/jail.ts";
 import { type ChildReply, FrameReader, frame, resultFrame, resultOf } from "../src/scan/child.ts";
 import { encodeIds, IdTable, IdTranslation, SourceIds } from "../src/scan/ids.ts";
@@ -278,6 +279,58 @@ describe("JailCore on numbered ids", () => {
     expect(byNumber.bansTotal).toBe(byString.bansTotal);
     expect(byString.bansTotal).toBeGreaterThan(100);
   });
+
+  for (const [what, over] of [
+    ["maxretry 3", {}],
+    ["maxretry 1", { maxretry: 1 }],
+    ["findtime 0", { findtime: 0 }],
+    ["findtime -5", { findtime: -5 }],
+    ["increment", { increment: { ...NO_INCREMENT, enabled: true } }],
+  ] as const)
+    test(`arrays (DenseIdMap) decide exactly as Maps with merged failures, unbans, resets: ${what}`, () => {
+      let seed = 11;
+      const rnd = (n: number) => {
+        seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+        return seed % n;
+      };
+      const policy = { name: "j", maxretry: 3, findtime: 600, bantime: 300, ...over };
+      const byString = new JailCore(policy);
+      const byNumber = new JailCore<number>(policy, undefined, () => new DenseIdMap());
+      const show = (b: BanDecision<string | number>) =>
+        `${b.id}@${b.time} ${b.failures} ${b.firstFailure} ${b.count} ${b.bantime}`;
+      let t = 0;
+      for (let i = 0; i < 30000; i++) {
+        t += rnd(20) - 3; // mostly forward, sometimes back
+        const x = rnd(i < 15000 ? 50 : 3000); // then many ids
+        const attempts = rnd(10) === 0 ? 1 + rnd(5) : undefined; // a merged failure now and then
+        const a = byString.failure({ id: `id${x}`, time: t, ...(attempts ? { attempts } : {}) });
+        const b = byNumber.failure({ id: x, time: t, ...(attempts ? { attempts } : {}) });
+        expect(b.kind).toBe(a.kind);
+        if (a.kind === "ban" && b.kind === "ban")
+          expect(show(b.ban).slice(String(x).length)).toBe(show(a.ban).slice(`id${x}`.length));
+        if (a.kind === "counted" && b.kind === "counted") expect(b.failures).toBe(a.failures);
+        if (i % 997 === 0) {
+          byString.purge(t);
+          byNumber.purge(t);
+          expect(byNumber.failuresNow).toBe(byString.failuresNow);
+        }
+        if (i % 1009 === 0) {
+          byString.unban(`id${x}`);
+          byNumber.unban(x);
+          byString.markBanned(`id${(x + 1) % 50}`, t + 100);
+          byNumber.markBanned((x + 1) % 50, t + 100);
+        }
+        if (i === 20000) {
+          byString.reset();
+          byNumber.reset();
+        }
+      }
+      expect(byNumber.failuresTotal).toBe(byString.failuresTotal);
+      expect(byNumber.bansTotal).toBe(byString.bansTotal);
+      expect(byNumber.failuresNow).toBe(byString.failuresNow);
+      // a findtime that is not positive keeps no failure: nothing to ban
+      if (policy.findtime > 0) expect(byString.bansTotal).toBeGreaterThan(100);
+    });
 
   test("shared verdicts are frozen; a ban's lines are its own", () => {
     const j = new JailCore({ name: "j", maxretry: 2, findtime: 600, bantime: 600 });

@@ -489,3 +489,31 @@ describe("a UTC process zone is told without the zone database", () => {
     expect(inZone("Europe/Zurich", () => find(lines[0]!)?.time)).toBe(cet(2005, 1, 23, 21, 59, 59));
   });
 });
+
+describe("a syslog date is read without building the whole template list", () => {
+  // Sets are cached by year and datepattern: each case takes years of its own, one read
+  // quickly (a syslog line first), one with the whole list built first.
+  let year = 2030;
+  for (const datepattern of [
+    undefined,
+    "{^LN-BEG}",
+    "{DEFAULT}",
+    "{^LN-BEG}\n%d/%m/%Y %H:%M:%S",
+    "",
+    " \n{default}",
+    "%b %d %H:%M:%S\n{^LN-BEG}",
+  ])
+    test(`datepattern ${JSON.stringify(datepattern)}`, () => {
+      const at = (y: number) => Date.UTC(y, 5, 1) / 1000;
+      const quick = createDateDetector({ now: () => at(year++), datepattern, ...UTC });
+      const full = createDateDetector({ now: () => at(year++), datepattern, ...UTC });
+      full.prepare(); // builds the whole list (its regexes) before any syslog date is read
+      const line = "Jan 23 21:59:59 host sshd[42]: x";
+      const a = quick.match(line);
+      const b = full.match(line);
+      expect(a && { ...a, time: 0 }).toEqual(b && { ...b, time: 0 });
+      // a pattern of its own first: it answers, not the defaults' syslog template
+      if (datepattern?.startsWith("%")) expect(a?.template).not.toStartWith("{^LN-BEG}");
+      else expect(a?.template).toStartWith("{^LN-BEG}");
+    });
+});

@@ -66,8 +66,9 @@ export class IdTable {
   size = 0;
   /** Failures counted per id (within --since/--until). Replaced when it grows: re-read it. */
   failures = new Int32Array(1024);
-  /** Bans per id. Replaced when it grows: re-read it. */
+  /** Bans per id (see addBan). Replaced when it grows: re-read it. */
   bans = new Int32Array(1024);
+  private banned = 0;
   /** An encoded id's hash; an IPv4 id's address. */
   private hashes = new Uint32Array(1024);
   /** What each id is: ENCODED, ODD or V4. */
@@ -145,11 +146,14 @@ export class IdTable {
     return n;
   }
 
+  /** Counts a ban of id x. */
+  addBan(x: number): void {
+    if (this.bans[x]!++ === 0) this.banned++;
+  }
+
   /** Distinct banned ids. */
   bannedCount(): number {
-    let n = 0;
-    for (let x = 0; x < this.size; x++) if (this.bans[x]! > 0) n++;
-    return n;
+    return this.banned;
   }
 
   /** The ids with failures, most failures first (then by id), the first `limit` of them. */
@@ -165,13 +169,17 @@ export class IdTable {
       if (order.length > limit) order.length = limit;
     } else {
       // The top few of many: one pass keeping the best `limit` in order, no sort of everything.
+      // (fewer failures than the last kept: out, without comparing names)
+      let least = 0;
       for (let x = 0; x < this.size; x++) {
-        if (failures[x]! === 0) continue;
+        const f = failures[x]!;
+        if (f === 0 || f < least) continue;
         if (order.length === limit && before(x, order[limit - 1]!) > 0) continue;
         let at = order.length;
         while (at > 0 && before(x, order[at - 1]!) < 0) at--;
         order.splice(at, 0, x);
         if (order.length > limit) order.pop();
+        if (order.length === limit) least = failures[order[limit - 1]!]!;
       }
     }
     return order.map((x) => ({ ip: this.name(x), failures: failures[x]!, bans: bans[x]! }));

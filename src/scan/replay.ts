@@ -90,7 +90,7 @@ export class Replay {
   }
 
   private ban(b: BanDecision<number>, ji: number): void {
-    this.ids.bans[b.id]!++;
+    this.ids.addBan(b.id);
     this.bansPerJail[ji]!++;
     this.banCount++;
     const ban: ScanBan = {

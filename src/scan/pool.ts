@@ -17,9 +17,13 @@ const COMPILED = Bun.main.startsWith("/$bunfs/");
 
 /**
  * A chunk's result for the replay: `idIndex` holds its source's id numbers, `idMap` turns them
- * into the run's (IdTable).
+ * into the run's (IdTable). Arrays are narrower when they can be (see child.ts).
  */
-export type ScanChunk = Omit<ChunkResult, "ids" | "idBase"> & { idMap: Int32Array };
+export type ScanChunk = Omit<ChunkResult, "ids" | "idBase" | "times" | "idIndex"> & {
+  times: Float64Array | Uint32Array;
+  idIndex: Uint32Array | Uint16Array;
+  idMap: Int32Array;
+};
 
 interface Pending {
   task: ChildTask;

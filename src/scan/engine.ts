@@ -339,8 +339,8 @@ function enginesFor(filters: readonly CompiledFilter[]): { L: Lib; list: Spec[] 
   return { L, list };
 }
 
-/** The engine's handle of a SourceIds' native table. */
-const handles = new WeakMap<NativeIds, Pointer>();
+/** The engine and handle of a SourceIds' native table. */
+const handles = new WeakMap<NativeIds, { L: Lib; handle: Pointer }>();
 const freeIds = new FinalizationRegistry<{ L: Lib; handle: Pointer }>(({ L, handle }) => L.ids_free(handle));
 
 /**
@@ -358,7 +358,7 @@ export function nativeIds(filters: readonly CompiledFilter[]): NativeIds | null 
     next: () => L.ids_next(handle),
     count: () => L.ids_count(handle),
   };
-  handles.set(ids, handle);
+  handles.set(ids, { L, handle });
   freeIds.register(ids, { L, handle });
   return ids;
 }
@@ -375,8 +375,9 @@ export function startEngine(
 ): EngineRun | null {
   const e = enginesFor(filters);
   const table = ids.native && handles.get(ids.native);
-  if (e === null || !table) return null;
-  return new EngineRun(e.L, e.list, now, sink, ids, table);
+  // the table must be this engine's (FAIL2TS_ENGINE may have chosen another since)
+  if (e === null || !table || table.L !== e.L) return null;
+  return new EngineRun(e.L, e.list, now, sink, ids, table.handle);
 }
 
 const utf8 = new TextDecoder();

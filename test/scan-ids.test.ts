@@ -53,13 +53,21 @@ function viaFrame(r: ChunkResult, tr: IdTranslation, table: IdTable): { ids: str
   };
 }
 
+/** The run's table, and two children: each its ids (SourceIds) and their translation. */
+function twoChildren() {
+  const table = new IdTable();
+  return {
+    table,
+    a: new IdTranslation(table),
+    b: new IdTranslation(table),
+    srcA: new SourceIds(),
+    srcB: new SourceIds(),
+  };
+}
+
 describe("scan ids", () => {
   test("one number per id across children and chunks; names come back exactly", () => {
-    const table = new IdTable();
-    const a = new IdTranslation(table);
-    const b = new IdTranslation(table);
-    const srcA = new SourceIds();
-    const srcB = new SourceIds();
+    const { table, a, b, srcA, srcB } = twoChildren();
     const ids = ODD_IDS.filter((id) => !id.includes("\n"));
     const pick = (...at: number[]) => at.map((i) => ids[i]!);
     // child A sends all over two chunks, child B the same ids in another order
@@ -141,11 +149,7 @@ describe("scan ids", () => {
   });
 
   test("IPv4 ids go as numbers, one id per address whether given as a number or as text", () => {
-    const table = new IdTable();
-    const a = new IdTranslation(table);
-    const b = new IdTranslation(table);
-    const srcA = new SourceIds();
-    const srcB = new SourceIds();
+    const { table, a, b, srcA, srcB } = twoChildren();
     // canonical IPv4 text is its address's number; other text is not
     expect(srcA.number("192.0.2.1")).toBe(srcA.numberV4(parseIPv4("192.0.2.1")));
     expect(srcA.number("192.0.2.01")).not.toBe(srcA.number("192.0.2.1"));

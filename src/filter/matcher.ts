@@ -199,6 +199,11 @@ const generatedFor = new WeakMap<CompiledFilter, Generated>();
 
 const DICT_PROTO: object = Object.freeze(Object.create(null));
 
+/** Whether the filter's dicts can be built by generated code (generate's `build`, not null). */
+function buildable(filter: CompiledFilter): boolean {
+  return (filter.pref === null || filter.pref.fast !== null) && filter.fail.every((r) => r.fast !== null);
+}
+
 /**
  * The dicts and session updates of a filter's failregexes, as code: the same statements as the
  * generic path (a `groups` object, the alt_ fill-ins, the prefregex's groups; merge's updates
@@ -222,7 +227,7 @@ function generate(filter: CompiledFilter): Generated {
   });
   let build: Builder[] | null = null;
   let leanBuild: Builder[] | null = null;
-  if ((pref === null || pref.fast !== null) && filter.fail.every((r) => r.fast !== null)) {
+  if (buildable(filter)) {
     const body = (rx: CompiledRegex, lean: boolean) => {
       const own = namedGroups(rx);
       let b = "const o = new Dict(m);\n";
@@ -327,7 +332,7 @@ function nativeEntry(rx: CompiledRegex, skip = ""): NativeEntry | null {
 
 /** The native form of a single-line filter on the fast path, or null (see processBytes). */
 export function nativeForm(filter: CompiledFilter): NativeForm | null {
-  if (filter.maxlines > 1 || generate(filter).build === null) return null;
+  if (filter.maxlines > 1 || !buildable(filter)) return null;
   if (filter.journal || filter.dates.none) return null;
   const pref = filter.pref ? nativeEntry(filter.pref, "content") : null;
   if (filter.pref && pref === null) return null;
@@ -466,8 +471,12 @@ export class FilterMatcher {
    * and literal prefix, and their dicts built by generated code (see generate).
    */
   private readonly fast: boolean;
-  private readonly builds: Builder[] = [];
-  private readonly gen: Generated;
+  /**
+   * The generated code (see generate), made at the first line this matcher runs: with scan's
+   * native engine a worker may run none (it costs ~3 ms per worker to make).
+   */
+  private generated: Generated | null = null;
+  private builds: Builder[] = [];
   private readonly cands: Int32Array[] = [];
   private readonly every: Int32Array = new Int32Array(0);
   private readonly content: number[] = [];
@@ -495,14 +504,28 @@ export class FilterMatcher {
     this.lean = opts.lean ?? false;
     this.handoff = this.lean ? (opts.handoff ?? null) : null;
     const pref = filter.pref;
-    this.gen = generate(filter);
-    this.fast = !this.multiline && this.gen.build !== null;
+    this.fast = !this.multiline && buildable(filter);
     if (this.fast) {
-      this.builds = (this.lean ? this.gen.leanBuild : this.gen.build)!;
       this.cands = candidateTable(filter.fail);
       this.every = Int32Array.from(filter.fail.keys());
       if (pref) this.content = namedGroups(pref).get("content") ?? [];
     }
+  }
+
+  /** The filter's generated code, made the first time it is needed. */
+  private code(): Generated {
+    if (this.generated === null) {
+      const g = generate(this.filter);
+      this.generated = g;
+      if (this.fast) this.builds = (this.lean ? g.leanBuild : g.build)!;
+    }
+    return this.generated;
+  }
+
+  /** The dict builder of failregex i (fast path). */
+  private builder(i: number): Builder {
+    if (this.generated === null) this.code();
+    return this.builds[i]!;
   }
 
   /**
@@ -601,7 +624,7 @@ export class FilterMatcher {
       if (this.filter.ignore.length > 0 && this.ignored(latin1(buf, cs, ce), { matched: [], unmatched: [] }))
         return this.result(time, template, i, null, true, null);
       const pm = pref === null ? null : keptTexts(buf, off, pref);
-      return this.conclude(this.builds[i]!(m, pm), i, NO_LINES, time, template);
+      return this.conclude(this.builder(i)(m, pm), i, NO_LINES, time, template);
     }
     return this.result(time, template, -1, null, false, null);
   }
@@ -685,7 +708,7 @@ export class FilterMatcher {
         return this.result(time, template, i, null, true, null);
       }
       const matchedText = this.lean ? NO_LINES : [line];
-      return this.conclude(this.builds[i]!(m, pm), i, matchedText, time, template);
+      return this.conclude(this.builder(i)(m, pm), i, matchedText, time, template);
     }
     return this.result(time, template, -1, null, false, null);
   }
@@ -763,7 +786,7 @@ export class FilterMatcher {
     }
     const mlfid = fail.mlfid as string | undefined;
     if (mlfid !== undefined && mlfid !== null) {
-      fail = this.merge(mlfid, fail, matchedText, time, this.gen.update[i]!);
+      fail = this.merge(mlfid, fail, matchedText, time, this.code().update[i]!);
       if (truthy(fail.nofail)) return this.result(time, template, i, null, false, null);
     } else {
       fail.matches = matchedText;

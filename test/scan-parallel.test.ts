@@ -4,10 +4,12 @@
  * encodings (ASCII, UTF-8, CRLF) and the line lengths.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { runMain } from "../src/cli/main.ts";
+import { startWorkers } from "../src/scan/pool.ts";
 import { runScan, type ScanOptions, type ScanReport } from "../src/scan/scan.ts";
 import { expandInputs } from "../src/source/inputs.ts";
 
@@ -123,5 +125,54 @@ describe("scan in pieces", () => {
     expect(await scan(path, 2, 256 << 10)).toEqual(chunks);
     expect(chunks.bans).toEqual(one.bans);
     expect(chunks.failures).toBe(one.failures);
+  }, 60_000);
+});
+
+/** Whether process `pid` still runs (a zombie has exited). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+async function gone(pids: number[]): Promise<boolean> {
+  for (let i = 0; i < 200 && pids.some(running); i++) await Bun.sleep(10);
+  return !pids.some(running);
+}
+
+describe("workers started ahead of a scan", () => {
+  test("the scan's pool takes them (and its report is the same)", async () => {
+    const path = join(tmp, "ahead.log");
+    writeFileSync(path, log(20_000, 11));
+    const inProcess = await scan(path, 0, 256 << 10);
+    const pids = startWorkers(2, 0);
+    expect(pids.length).toBe(2);
+    expect(pids.every(running)).toBe(true);
+    expect(await scan(path, 2, 256 << 10)).toEqual(inProcess);
+    // the pool closed them at its end; workers no pool took would still wait for tasks
+    expect(await gone(pids)).toBe(true);
+  }, 60_000);
+
+  test("a scan that does not start (a usage error) stops them", async () => {
+    const path = join(tmp, "ahead.log");
+    const before = process.exitCode;
+    const lines: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((s: string) => lines.push(String(s)) > 0) as typeof process.stderr.write;
+    let code: number;
+    try {
+      code = await runMain(["bun", "fail2ts", "scan", "-j", "2", "--filter", "no-such-filter", path]);
+    } finally {
+      process.stderr.write = write;
+      process.exitCode = before;
+    }
+    expect(code).toBe(2);
+    expect(lines.join("")).toContain("no-such-filter");
+    const kids = readdirSync("/proc/self/task").flatMap((t) =>
+      readFileSync(`/proc/self/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number),
+    );
+    expect(await gone(kids)).toBe(true);
   }, 60_000);
 });

@@ -5,6 +5,7 @@ import { InvalidArgumentError } from "commander";
 import { builtinSource, isFilterPath, loadFilter, parseFilterRef } from "../filter/index.ts";
 import { NO_INCREMENT } from "../jail/increment.ts";
 import { autoSelect } from "../scan/autoselect.ts";
+import { bytesPerWorker, startWorkers, stopEarlyWorkers } from "../scan/pool.ts";
 import { runScan, type ScanBan, type ScanReport } from "../scan/scan.ts";
 import { expandInputs } from "../source/inputs.ts";
 import { formatDuration, parseDuration } from "../util/duration.ts";
@@ -77,75 +78,83 @@ Exit status: 0 when every input was read, 1 when some could not be (the others a
     )
     .action(async (logs, o) => {
       const { files, problems } = expandInputs(logs);
-      let refs = o.filter;
-      const notes: string[] = [];
-      if (refs.length === 0) {
-        const picked = autoSelect(files.map((f) => f.path));
-        if (picked.length === 0) {
-          throw new Fail2tsError(
-            "usage",
-            "no filter given and none recognised from the files: use --filter NAME (see: fail2ts filters)",
-          );
-        }
-        refs = picked.map((p) => p.filter);
-        for (const p of picked) notes.push(`using filter ${p.filter} (from the ${p.why})`);
-      }
-      const seenJail = new Set<string>();
-      const filterRefs = refs.map((ref) => {
-        const { name } = parseFilterRef(ref);
-        if (!isFilterPath(name) && !builtinSource(name)) {
-          throw new Fail2tsError(
-            "usage",
-            `no built-in filter named ${JSON.stringify(name)} (see: fail2ts filters)`,
-          );
-        }
-        loadFilter(ref); // validates options and regexes before any work
-        let jail = isFilterPath(name) ? (name.split("/").pop() ?? name).replace(/\.toml$/, "") : name;
-        while (seenJail.has(jail)) jail += "'";
-        seenJail.add(jail);
-        return { ref, jail };
-      });
-      try {
-        cidrMatcher(o.ignoreip);
-      } catch (e) {
-        throw new Fail2tsError("usage", `--ignoreip: ${(e as Error).message}`);
-      }
-      const format = o.output ?? (process.stdout.isTTY ? "table" : "table");
-      for (const n of notes) process.stderr.write(`${err.dim(`fail2ts: ${n}`)}\n`);
-      for (const p of problems) process.stderr.write(`${err.red("fail2ts:")} ${p.path}: ${p.message}\n`);
       const total = files.reduce((s, f) => s + f.size, 0);
-      // json, ndjson and csv are written as the bans are decided: memory stays flat.
-      const sink = new BanSink(format);
-      const bar = progressBar(
-        "scanning",
-        o.progress !== false && Boolean(process.stderr.isTTY) && total > 32 * 1024 * 1024,
-      );
       const workers = o.jobs ?? (total > 4 * 1024 * 1024 ? Math.min(availableParallelism(), 8) : 0);
-      const report = await runScan(
-        files,
-        {
-          filters: filterRefs,
-          maxretry: o.maxretry,
-          findtime: o.findtime,
-          bantime: o.bantime,
-          ignoreip: o.ignoreip,
-          ...(o.increment ? { increment: { ...NO_INCREMENT, enabled: true, maxtime: o.maxtime ?? 0 } } : {}),
-          ...(o.since !== undefined ? { since: o.since } : {}),
-          ...(o.until !== undefined ? { until: o.until } : {}),
-          now: o.now ?? Date.now() / 1000,
-          workers,
-          onProgress: (d, t) => bar.update(d, t),
-          keepOffenders: o.top, // only the top ones are shown
-          ...(format === "table" ? { keepBans: 50 } : { keepBans: 0, onBan: (b: ScanBan) => sink.ban(b) }),
-        },
-        problems,
-      );
-      bar.end();
-      for (const f of report.files)
-        if (f.error) process.stderr.write(`${err.red("fail2ts:")} ${f.path}: ${f.error}\n`);
-      if (format === "table") renderTable(report, o.top);
-      else await sink.end(report, o.top);
-      if (problems.length > 0) process.exitCode = 1;
+      // the workers boot while the filters are compiled and checked here
+      startWorkers(workers, bytesPerWorker(files, workers));
+      try {
+        let refs = o.filter;
+        const notes: string[] = [];
+        if (refs.length === 0) {
+          const picked = autoSelect(files.map((f) => f.path));
+          if (picked.length === 0) {
+            throw new Fail2tsError(
+              "usage",
+              "no filter given and none recognised from the files: use --filter NAME (see: fail2ts filters)",
+            );
+          }
+          refs = picked.map((p) => p.filter);
+          for (const p of picked) notes.push(`using filter ${p.filter} (from the ${p.why})`);
+        }
+        const seenJail = new Set<string>();
+        const filterRefs = refs.map((ref) => {
+          const { name } = parseFilterRef(ref);
+          if (!isFilterPath(name) && !builtinSource(name)) {
+            throw new Fail2tsError(
+              "usage",
+              `no built-in filter named ${JSON.stringify(name)} (see: fail2ts filters)`,
+            );
+          }
+          loadFilter(ref); // validates options and regexes before any work
+          let jail = isFilterPath(name) ? (name.split("/").pop() ?? name).replace(/\.toml$/, "") : name;
+          while (seenJail.has(jail)) jail += "'";
+          seenJail.add(jail);
+          return { ref, jail };
+        });
+        try {
+          cidrMatcher(o.ignoreip);
+        } catch (e) {
+          throw new Fail2tsError("usage", `--ignoreip: ${(e as Error).message}`);
+        }
+        const format = o.output ?? (process.stdout.isTTY ? "table" : "table");
+        for (const n of notes) process.stderr.write(`${err.dim(`fail2ts: ${n}`)}\n`);
+        for (const p of problems) process.stderr.write(`${err.red("fail2ts:")} ${p.path}: ${p.message}\n`);
+        // json, ndjson and csv are written as the bans are decided: memory stays flat.
+        const sink = new BanSink(format);
+        const bar = progressBar(
+          "scanning",
+          o.progress !== false && Boolean(process.stderr.isTTY) && total > 32 * 1024 * 1024,
+        );
+        const report = await runScan(
+          files,
+          {
+            filters: filterRefs,
+            maxretry: o.maxretry,
+            findtime: o.findtime,
+            bantime: o.bantime,
+            ignoreip: o.ignoreip,
+            ...(o.increment
+              ? { increment: { ...NO_INCREMENT, enabled: true, maxtime: o.maxtime ?? 0 } }
+              : {}),
+            ...(o.since !== undefined ? { since: o.since } : {}),
+            ...(o.until !== undefined ? { until: o.until } : {}),
+            now: o.now ?? Date.now() / 1000,
+            workers,
+            onProgress: (d, t) => bar.update(d, t),
+            keepOffenders: o.top, // only the top ones are shown
+            ...(format === "table" ? { keepBans: 50 } : { keepBans: 0, onBan: (b: ScanBan) => sink.ban(b) }),
+          },
+          problems,
+        );
+        bar.end();
+        for (const f of report.files)
+          if (f.error) process.stderr.write(`${err.red("fail2ts:")} ${f.path}: ${f.error}\n`);
+        if (format === "table") renderTable(report, o.top);
+        else await sink.end(report, o.top);
+        if (problems.length > 0) process.exitCode = 1;
+      } finally {
+        stopEarlyWorkers(); // any the scan did not take (it did not start: a usage error)
+      }
     });
 }
 

@@ -4,6 +4,7 @@
  * time), so a slow one does not hold up queued work. With no workers, tasks run in-process.
  */
 import { fileURLToPath } from "node:url";
+import type { InputFile } from "../source/inputs.ts";
 import { CHILD_ENV, type ChildReply, type ChildTask, FrameReader, frame, resultOf } from "./child.ts";
 import { type IdTable, IdTranslation } from "./ids.ts";
 import { ChunkProcessor, type ChunkResult, type ScanFilterRef } from "./process.ts";
@@ -32,7 +33,7 @@ interface Pending {
 }
 
 interface Slot {
-  proc: Bun.Subprocess<"pipe", "pipe", "inherit">;
+  proc: Proc;
   current: Pending | null;
   /** The child's id numbers → the run's. */
   ids: IdTranslation;
@@ -55,7 +56,87 @@ const QUICK_START = { BUN_JSC_useDFGJIT: "0", BUN_JSC_useConcurrentJIT: "0" };
  * worker with gigabytes to read.
  */
 function flatMemory(bytes: number): Record<string, string> {
-  return bytes >= 256 * 1024 * 1024 ? { BUN_JSC_forceRAMSize: String(8 * 1024 ** 3) } : {};
+  return manyBytes(bytes) ? { BUN_JSC_forceRAMSize: String(8 * 1024 ** 3) } : {};
+}
+
+function manyBytes(perWorker: number): boolean {
+  return perWorker >= 256 * 1024 * 1024;
+}
+
+/** Bytes each of `workers` workers will read of these inputs, about (0: not known ahead). */
+export function bytesPerWorker(inputs: readonly InputFile[], workers: number): number {
+  if (inputs.some((f) => f.gzip || f.path === "-")) return 0;
+  return inputs.reduce((s, f) => s + f.size, 0) / Math.max(1, workers);
+}
+
+type Proc = Bun.Subprocess<"pipe", "pipe", "inherit">;
+
+/** A worker process, started; null when processes cannot be started here. */
+function spawnWorker(perWorker: number): Proc | null {
+  const cmd = COMPILED
+    ? [process.execPath]
+    : [process.execPath, fileURLToPath(new URL("./child.ts", import.meta.url))];
+  try {
+    return Bun.spawn({
+      cmd,
+      // A scan retains a sliding window of sessions, a pattern JavaScriptCore's generational
+      // collector handles badly (frequent full collections on top of the eden ones): about
+      // 15% less CPU without it, and a smaller heap.
+      env: {
+        ...process.env,
+        [CHILD_ENV]: "1",
+        BUN_JSC_useGenerationalGC: "0",
+        ...QUICK_START,
+        ...flatMemory(perWorker),
+      },
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+  } catch {
+    return null;
+  }
+}
+
+/** Workers started ahead of their pool (see startWorkers), with the bytes they were started for. */
+const early: Array<{ proc: Proc; perWorker: number }> = [];
+
+/**
+ * Starts the workers of a scan about to begin, so that they boot (~7 ms each) while this
+ * process still prepares it (the filters are compiled and checked meanwhile): the next pool
+ * takes them. Should the scan not happen (a usage error), stopEarlyWorkers stops them; they do
+ * not keep this process alive, and exit with it anyway (their stdin closes). Returns their pids.
+ */
+export function startWorkers(workers: number, perWorker: number): number[] {
+  const pids: number[] = [];
+  for (let i = 0; i < workers; i++) {
+    const proc = spawnWorker(perWorker);
+    if (proc === null) break;
+    proc.unref();
+    early.push({ proc, perWorker });
+    pids.push(proc.pid);
+  }
+  return pids;
+}
+
+/** Stops the workers started ahead that no pool took. */
+export function stopEarlyWorkers(): void {
+  for (const e of early.splice(0)) {
+    e.proc.stdin.end();
+    e.proc.kill();
+  }
+}
+
+/** A worker started ahead for this many bytes, if there is one. */
+function earlyWorker(perWorker: number): Proc | null {
+  const e = early.shift();
+  if (e === undefined) return null;
+  if (manyBytes(e.perWorker) !== manyBytes(perWorker)) {
+    e.proc.kill(); // started with other options
+    return earlyWorker(perWorker);
+  }
+  e.proc.ref();
+  return e.proc;
 }
 
 export class ScanPool {
@@ -75,31 +156,9 @@ export class ScanPool {
     /** Bytes each worker will read, about (unknown: 0). */
     perWorker = 0,
   ) {
-    const cmd = COMPILED
-      ? [process.execPath]
-      : [process.execPath, fileURLToPath(new URL("./child.ts", import.meta.url))];
     for (let i = 0; i < workers; i++) {
-      let proc: Slot["proc"];
-      try {
-        proc = Bun.spawn({
-          cmd,
-          // A scan retains a sliding window of sessions, a pattern JavaScriptCore's generational
-          // collector handles badly (frequent full collections on top of the eden ones): about
-          // 15% less CPU without it, and a smaller heap.
-          env: {
-            ...process.env,
-            [CHILD_ENV]: "1",
-            BUN_JSC_useGenerationalGC: "0",
-            ...QUICK_START,
-            ...flatMemory(perWorker),
-          },
-          stdin: "pipe",
-          stdout: "pipe",
-          stderr: "inherit",
-        });
-      } catch {
-        break; // cannot start processes here: the ones started (or this process) do the work
-      }
+      const proc = earlyWorker(perWorker) ?? spawnWorker(perWorker);
+      if (proc === null) break; // cannot start processes here: the ones started (or this process) do the work
       const slot: Slot = { proc, current: null, ids: new IdTranslation(ids) };
       this.slots.push(slot);
       proc.stdin.write(frame({ type: "init", refs, now }));

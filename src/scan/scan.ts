@@ -7,7 +7,7 @@ import { closeSync, createReadStream, openSync, readSync } from "node:fs";
 import { createGunzip } from "node:zlib";
 import type { IncrementPolicy } from "../jail/increment.ts";
 import type { InputFile, InputProblem } from "../source/inputs.ts";
-import { type ScanChunk, ScanPool } from "./pool.ts";
+import { bytesPerWorker, type ScanChunk, ScanPool } from "./pool.ts";
 import type { ScanFilterRef } from "./process.ts";
 import { planRanges } from "./ranges.ts";
 import { Replay } from "./replay.ts";
@@ -121,13 +121,12 @@ export async function runScan(
   };
   const total = inputs.reduce((s, f) => s + f.size, 0);
   let done = 0;
-  const plain = inputs.every((f) => !f.gzip && f.path !== "-");
   const pool = new ScanPool(
     opts.workers,
     opts.filters,
     opts.now,
     replay.ids,
-    plain ? total / Math.max(1, opts.workers) : 0,
+    bytesPerWorker(inputs, opts.workers),
   );
   const chunk = opts.chunkBytes ?? MIN_CHUNK;
   let seq = 0;

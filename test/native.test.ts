@@ -8,8 +8,10 @@ import { ptr } from "bun:ffi";
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { builtinFilterNames, compileFilter, loadFilter } from "../src/filter/index.ts";
-import { nativeAvailable, nativeRegex, pcreSource, UNSET } from "../src/filter/native.ts";
+import { atomicHosts, nativeAvailable, nativeRegex, pcreSource, UNSET } from "../src/filter/native.ts";
 import { regexInfo } from "../src/filter/rxinfo.ts";
+import { expandTags } from "../src/filter/tags.ts";
+import { compilePyRegex } from "../src/filter/translate.ts";
 import { ChunkProcessor } from "../src/scan/process.ts";
 import { authLog } from "./helpers/authlog.ts";
 import { modesOf } from "./helpers/modes.ts";
@@ -49,6 +51,28 @@ describe("PCRE2 forms", () => {
     expect(src(/^a.b\vc$/u)).toBe("^a[^\\n\\r]b\\x0bc$");
     expect(src(/^(?:x|y)+ (\d+) (?:port \d+)?$/u)).toBe("^(?:x|y)+ (\\d+) (?:port \\d+)?$");
   });
+
+  test("<HOST> followed by a space that must be there is made atomic, and only then", () => {
+    const pcre = (py: string) => {
+      const r = compilePyRegex(expandTags(py));
+      const info = regexInfo(r);
+      return pcreSource(info.numbered!, r.flags.replace("u", ""), info)!;
+    };
+    const form = (py: string) => atomicHosts(pcre(py));
+    expect(form("^from <HOST> port \\d+$")).toMatch(/^\^from \(\?>\(\?:.*\(\?= \)\) port \\d\+\$$/);
+    expect(form("^from <ADDR> port$")).toContain("(?= )) port");
+    // the space may be missing: not atomic
+    for (const py of [
+      "^from <HOST> ?port$",
+      "^from <HOST> *port$",
+      "^from <HOST>(?: port)?$",
+      "^from <HOST>$",
+    ])
+      expect(form(py)).not.toContain("(?>");
+    // what follows reads the host's groups: left as it is
+    const plain = pcre("^from <HOST> port$");
+    expect(atomicHosts(plain.replace(/\$$/, "\\2$"))).not.toContain("(?>");
+  });
 });
 
 describe.skipIf(!nativeAvailable())("every built-in regex matches as in JavaScript", () => {
@@ -60,6 +84,24 @@ describe.skipIf(!nativeAvailable())("every built-in regex matches as in JavaScri
     "a\rb",
     "x".repeat(3000),
     `Failed password for ${"a ".repeat(500)}from 192.0.2.1 port 22 ssh2`,
+    // hosts only a shorter or another reading of <HOST> makes a match of (see atomicHosts)
+    ...[
+      "192.0.2.1x",
+      "192.0.2.1.5",
+      "192.0.2.256",
+      "[192.0.2.1]",
+      "::ffff:192.0.2.1",
+      "2001:db8::1x",
+      "a-b.example",
+      "x_",
+      "1.2.3.4]",
+    ].flatMap((h) => [
+      `Failed password for root from ${h} port 22 ssh2`,
+      `Failed password for invalid user x from ${h} port 22 ssh2: RSA SHA256:x`,
+      `Failed publickey for invalid user x from ${h} port 22 ssh2: ED25519 y`,
+      `User root from ${h} not allowed because account is locked`,
+      `User root from ${h} not allowed because none of user's groups are listed in AllowGroups`,
+    ]),
   ];
   const bufs = texts.map((t) => Buffer.from(t, "latin1"));
   const ptrs = bufs.map((b) => (b.length > 0 ? ptr(b) : 0));

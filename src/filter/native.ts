@@ -8,7 +8,9 @@
  * FAIL2TS_NO_PCRE=1): everything runs in JavaScript, with the same results.
  */
 import { dlopen, FFIType, type Pointer, ptr, toArrayBuffer } from "bun:ffi";
-import type { RegexInfo } from "./rxinfo.ts";
+import { type RegexInfo, regexInfo } from "./rxinfo.ts";
+import { HOST_PATTERNS } from "./tags.ts";
+import { compilePyRegex } from "./translate.ts";
 
 const CASELESS = 0x8;
 const DOLLAR_ENDONLY = 0x10;
@@ -182,7 +184,51 @@ export function nativeHead(
 
 function compileNative(source: string, flags: string, info: RegexInfo): NativeRegex | null {
   const src = pcreSource(source, flags, info);
-  return src === null ? null : compilePcre(src, flags, info.groups.length);
+  return src === null ? null : compilePcre(atomicHosts(src), flags, info.groups.length);
+}
+
+let hostForms: string[] | null = null;
+
+/** `<HOST>` and `<ADDR>` as they appear in PCRE2 sources (pcreSource of their numbered forms). */
+function hostsInPcre(): string[] {
+  if (hostForms === null) {
+    hostForms = [];
+    for (const py of HOST_PATTERNS) {
+      const re = compilePyRegex(py);
+      const info = regexInfo(re);
+      const src = info.numbered === null ? null : pcreSource(info.numbered, re.flags.replace("u", ""), info);
+      if (src !== null) hostForms.push(src);
+    }
+  }
+  return hostForms;
+}
+
+/**
+ * `<HOST> ` (or `<ADDR> `: followed by a space that must be there) made atomic, with a
+ * lookahead for the space: `(?>H(?= )) `. Same matches, same captures: no match of H holds a
+ * space, so every match of H followed by a space ends at the same place, the first space; the
+ * alternative H takes there (the first one in order that ends there) is the one the plain form
+ * would keep, since what follows depends on that place only (with no back reference or
+ * conditional to read H's groups). What changes is the cost of a line that then fails: PCRE2 no
+ * longer tries every shorter name H could match, one character at a time (sshd's "Failed
+ * password" regex: a third less time on the lines its first alternative does not take).
+ */
+export function atomicHosts(src: string): string {
+  if (/\\[1-9k]|\(\?\(|\(\?[a-zA-Z-]+[:)]/.test(src)) return src; // back references, conditionals, flags
+  let out = src;
+  for (const h of hostsInPcre()) {
+    let at = out.indexOf(`${h} `);
+    while (at >= 0) {
+      const next = out[at + h.length + 1];
+      const end = at + h.length;
+      if (next === "*" || next === "?" || next === "{") at = out.indexOf(`${h} `, end);
+      else {
+        out = `${out.slice(0, at)}(?>${h}(?= ))${out.slice(end)}`;
+        at = out.indexOf(`${h} `, end + 10);
+      }
+    }
+  }
+  return out;
 }
 
 /** A PCRE2 regex, JIT-compiled, with at least `groups` ovector pairs; null if it cannot be. */

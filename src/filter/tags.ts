@@ -15,6 +15,8 @@ const R_IP6 = String.raw`(?P<ip6>${IP6})`;
 const R_DNS = String.raw`(?P<dns>[\w\-.^_]*\w)`;
 const R_ADDR = String.raw`\[?(?:${R_IP4}|${R_IP6})\]?`;
 const R_HOST = `(?:${R_ADDR}|${R_DNS})`;
+/** What `<HOST>` and `<ADDR>` expand to (Python syntax): text without a space in any match. */
+export const HOST_PATTERNS: readonly string[] = [R_HOST, R_ADDR];
 const R_CIDR = String.raw`(?P<cidr>\d+)`;
 const R_SUBNET = String.raw`\[?(?:${R_IP4}|${R_IP6})(?:/${R_CIDR})?\]?`;
 

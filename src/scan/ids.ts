@@ -91,7 +91,14 @@ export class IdTable {
   private readonly v4 = new U32Map(32 * 1024);
 
   constructor() {
-    dfgOnly(IdTable.prototype.numberOf, IdTable.prototype.same, IdTable.prototype.add);
+    dfgOnly(
+      IdTable.prototype.numberOf,
+      IdTable.prototype.numberOfV4,
+      IdTable.prototype.same,
+      IdTable.prototype.add,
+      U32Map.prototype.get,
+      U32Map.prototype.set,
+    );
   }
 
   /** The number of the IPv4 id whose address is `v4` (a u32), a new one the first time. */

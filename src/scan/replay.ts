@@ -55,7 +55,13 @@ export class Replay {
     this.since = opts.since ?? Number.NEGATIVE_INFINITY;
     this.until = opts.until ?? Number.POSITIVE_INFINITY;
     this.keep = opts.keepBans ?? Number.POSITIVE_INFINITY;
-    dfgOnly(Replay.prototype.chunk, JailCore.prototype.failure);
+    dfgOnly(
+      Replay.prototype.chunk,
+      JailCore.prototype.failure,
+      DenseIdMap.prototype.get,
+      DenseIdMap.prototype.set,
+      DenseIdMap.prototype.delete,
+    );
   }
 
   /** Replays a chunk's failures (chunks in file order). */

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { cidrMatcher, ipv6Prefix, normalizeHost, normalizeIP, parseIPv4 } from "../src/util/ip.ts";
+import ipaddr from "ipaddr.js";
+import { cidrMatcher, ipv6Prefix, normalizeHost, normalizeIP, parseIPv4, parseIPv6 } from "../src/util/ip.ts";
 
 describe("host validation and normalisation", () => {
   test("IPv4 is strict", () => {
@@ -58,5 +59,73 @@ describe("host validation and normalisation", () => {
   test("IPv6 prefix", () => {
     expect(ipv6Prefix("2001:db8:1:2:3:4:5:6", 64)).toBe("2001:db8:1:2::/64");
     expect(ipv6Prefix("2001:db8:1:2:3:4:5:6", 48)).toBe("2001:db8:1::/48");
+  });
+
+  test("IPv6 without an IPv4 tail is read as ipaddr.js reads it, and written as RFC 5952 says", () => {
+    // ipaddr.js, the reference: null when it is not an address, else its parts and RFC 5952 text
+    const ref = (s: string) => {
+      const t = s.startsWith("[") && s.endsWith("]") ? s.slice(1, -1) : s;
+      if (t.length < 2 || t.length > 45 || !t.includes(":") || !/^[0-9A-Fa-f:.]+$/.test(t)) return null;
+      if (!ipaddr.IPv6.isValid(t)) return null;
+      const a = ipaddr.IPv6.parse(t);
+      return { parts: a.parts.slice(), text: a.toRFC5952String() };
+    };
+    let x = 12345;
+    const rnd = (n: number) => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return (x >>> 8) % n;
+    };
+    const texts = [
+      "::",
+      "::1",
+      "1::",
+      "1:2:3:4:5:6:7::",
+      "::2:3:4:5:6:7:8",
+      "1:2:3:4:5:6:7:8::",
+      "::1:2:3:4:5:6:7:8",
+    ];
+    texts.push(
+      ...[
+        "1:2:3:4:5:6:7",
+        ":::",
+        "1:::2",
+        "[::1]",
+        "[1::2]",
+        "12345::",
+        "0000:0000::0",
+        ":1::",
+        "1::2::3",
+        "1::g",
+      ],
+    );
+    for (let k = 0; k < 60000; k++) {
+      // 0-10 groups of 0-5 hex digits, "::" somewhere or not, stray colons now and then
+      const groups = rnd(11);
+      const gap = rnd(3) === 0 ? -1 : rnd(groups + 1);
+      let s = "";
+      for (let g = 0; g < groups; g++) {
+        s += g === gap ? "::" : g > 0 ? ":" : "";
+        const len = rnd(7) === 0 ? rnd(6) : 1 + rnd(4);
+        for (let d = 0; d < len; d++) s += "0123456789abcdefABCDEF"[rnd(22)];
+      }
+      if (gap === groups) s += "::";
+      if (rnd(10) === 0) s = `:${s}`;
+      if (rnd(10) === 0) s += ":";
+      texts.push(s);
+    }
+    for (let k = 0; k < 20000; k++) {
+      let s = "";
+      for (let d = 1 + rnd(20); d > 0; d--) s += "0f:g "[rnd(5)];
+      texts.push(s);
+    }
+    let valid = 0;
+    for (const s of texts) {
+      const want = ref(s);
+      if (want) valid++;
+      expect({ s, parts: parseIPv6(s) }).toEqual({ s, parts: want?.parts ?? null });
+      if (want && !(want.parts[5] === 0xffff && want.parts.slice(0, 5).every((p) => p === 0)))
+        expect(normalizeHost(s, "ip6")).toEqual({ kind: "ip6", value: want.text });
+    }
+    expect(valid).toBeGreaterThan(10000);
   });
 });

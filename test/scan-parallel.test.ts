@@ -4,11 +4,12 @@
  * encodings (ASCII, UTF-8, CRLF) and the line lengths.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { runMain } from "../src/cli/main.ts";
+import { loadFilter } from "../src/filter/index.ts";
 import { startWorkers } from "../src/scan/pool.ts";
 import { runScan, type ScanOptions, type ScanReport } from "../src/scan/scan.ts";
 import { expandInputs } from "../src/source/inputs.ts";
@@ -176,3 +177,21 @@ describe("workers started ahead of a scan", () => {
     expect(await gone(kids)).toBe(true);
   }, 60_000);
 });
+
+test("workers compile the filter the scan loaded: its file is not read again", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "fail2ts-spec-"));
+  const file = join(dir, "mine.toml");
+  writeFileSync(
+    file,
+    `failregex = ['^\\s*\\S+ sshd\\[\\d+\\]: Invalid user \\S+ from <HOST> port \\d+$']\n`,
+  );
+  const path = join(dir, "auth.log");
+  writeFileSync(path, log(20_000, 5));
+  const spec = loadFilter(file);
+  rmSync(file); // a worker that reads it again fails
+  const opts = { ...base, filters: [{ ref: file, jail: "mine", spec }], chunkBytes: 256 << 10 };
+  const files = expandInputs([path]).files;
+  const report = await runScan(files, { ...opts, workers: 2 });
+  expect(report.failures).toBeGreaterThan(2_000);
+  expect(comparable(report)).toEqual(comparable(await runScan(files, { ...opts, workers: 0 })));
+}, 60_000);

@@ -105,11 +105,11 @@ Exit status: 0 when every input was read, 1 when some could not be (the others a
               `no built-in filter named ${JSON.stringify(name)} (see: fail2ts filters)`,
             );
           }
-          loadFilter(ref); // validates options and regexes before any work
+          const spec = loadFilter(ref); // validates options and regexes before any work
           let jail = isFilterPath(name) ? (name.split("/").pop() ?? name).replace(/\.toml$/, "") : name;
           while (seenJail.has(jail)) jail += "'";
           seenJail.add(jail);
-          return { ref, jail };
+          return { ref, jail, spec };
         });
         try {
           cidrMatcher(o.ignoreip);

@@ -181,10 +181,7 @@ describe("workers started ahead of a scan", () => {
 test("workers compile the filter the scan loaded: its file is not read again", async () => {
   const dir = mkdtempSync(join(tmpdir(), "fail2ts-spec-"));
   const file = join(dir, "mine.toml");
-  writeFileSync(
-    file,
-    `failregex = ['^\\s*\\S+ sshd\\[\\d+\\]: Invalid user \\S+ from <HOST> port \\d+$']\n`,
-  );
+  writeFileSync(file, `failregex = ['^\\s*\\S+ sshd\\[\\d+\\]: Invalid user \\S+ from <HOST> port \\d+$']\n`);
   const path = join(dir, "auth.log");
   writeFileSync(path, log(20_000, 5));
   const spec = loadFilter(file);

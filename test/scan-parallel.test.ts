@@ -11,6 +11,7 @@ import { gzipSync } from "node:zlib";
 import { runMain } from "../src/cli/main.ts";
 import { loadFilter } from "../src/filter/index.ts";
 import { startWorkers } from "../src/scan/pool.ts";
+import { guidedRanges } from "../src/scan/ranges.ts";
 import { runScan, type ScanOptions, type ScanReport } from "../src/scan/scan.ts";
 import { expandInputs } from "../src/source/inputs.ts";
 
@@ -192,3 +193,32 @@ test("workers compile the filter the scan loaded: its file is not read again", a
   expect(report.failures).toBeGreaterThan(2_000);
   expect(comparable(report)).toEqual(comparable(await runScan(files, { ...opts, workers: 0 })));
 }, 60_000);
+
+test("a file's ranges: all of it once, big first, small last, none a sliver", () => {
+  const M = 1 << 20;
+  for (const [size, workers] of [
+    [106 * M, 2],
+    [21 * M, 2],
+    [8.4 * M, 2],
+    [3 * M, 2],
+    [1024 * M + 12345, 2],
+    [106 * M, 1],
+    [106 * M, 8],
+  ] as const) {
+    const plan = guidedRanges(size, 4 * M, 16 * M, workers, 256 << 10);
+    expect(plan[0]!.start).toBe(0);
+    expect(plan.at(-1)!.end).toBe(size);
+    plan.forEach((r, i) => {
+      if (i > 0) expect(r.start).toBe(plan[i - 1]!.end);
+      expect(r.prime).toBe(Math.max(0, r.start - (256 << 10)));
+      const n = r.end - r.start;
+      expect(n).toBeLessThanOrEqual(16 * M);
+      if (i < plan.length - 1) expect(n).toBeGreaterThanOrEqual(4 * M);
+      else expect(n >= 2 * M || plan.length === 1).toBe(true);
+      if (i > 0 && i < plan.length - 1) expect(n).toBeLessThanOrEqual(plan[i - 1]!.end - plan[i - 1]!.start);
+    });
+    // a worker each at least, when there is enough to share
+    if (size >= 8 * M)
+      expect(plan.length).toBeGreaterThanOrEqual(Math.min(workers, Math.floor(size / (4 * M))));
+  }
+});

@@ -9,7 +9,7 @@ import type { IncrementPolicy } from "../jail/increment.ts";
 import type { InputFile, InputProblem } from "../source/inputs.ts";
 import { bytesPerWorker, type ScanChunk, ScanPool } from "./pool.ts";
 import type { ScanFilterRef } from "./process.ts";
-import { planRanges } from "./ranges.ts";
+import { guidedRanges, planRanges } from "./ranges.ts";
 import { Replay } from "./replay.ts";
 
 export interface ScanOptions {
@@ -75,7 +75,10 @@ export interface ScanReport {
 }
 
 const PRIME_BYTES = 256 * 1024;
+/** Bytes of text per chunk for gzip and stdin. */
 const MIN_CHUNK = 8 * 1024 * 1024;
+/** The smallest and largest byte range of a file per chunk. */
+const TAIL_CHUNK = 4 * 1024 * 1024;
 const MAX_CHUNK = 16 * 1024 * 1024;
 const GC_EVERY = 512 * 1024 * 1024;
 
@@ -169,13 +172,14 @@ export async function runScan(
       report.files.push(entry);
       const journal = sniffJournal(input.path);
       if (!input.gzip && input.path !== "-") {
-        // A chunk costs a fresh start (sessions, id tables, re-read lead-in): as few as keep
-        // every worker busy to the end (two each), within 8-16 MB: a chunk's ids and sessions
-        // live until it ends, and a child's heap grows with them (32 MB chunks: ~20 MB more RSS).
-        const fileChunk =
-          opts.chunkBytes ??
-          Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, Math.ceil(input.size / (2 * Math.max(1, opts.workers)))));
-        for (const r of planRanges(input.size, fileChunk, PRIME_BYTES)) {
+        // A chunk costs a fresh start (sessions, id tables, re-read lead-in), and its ids and
+        // sessions live until it ends: a child's heap grows with them (32 MB chunks: ~20 MB
+        // more RSS). So 4-16 MB, the last ones smallest (see guidedRanges).
+        const plan =
+          opts.chunkBytes === undefined
+            ? guidedRanges(input.size, TAIL_CHUNK, MAX_CHUNK, opts.workers, PRIME_BYTES)
+            : planRanges(input.size, opts.chunkBytes, PRIME_BYTES);
+        for (const r of plan) {
           inflight.push({
             p: pool.submit({
               type: "range",

@@ -7,6 +7,7 @@ import { chmodSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { autoSelect } from "../src/scan/autoselect.ts";
 import { ROOT, runCli } from "./helpers/cli.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "fail2ts-scan-"));
@@ -239,4 +240,42 @@ describe("scan", () => {
     },
     120000,
   );
+});
+
+describe("filters chosen from the files", () => {
+  const dir = mkdtempSync(join(tmpdir(), "fail2ts-auto-"));
+  const sshdLines = Array.from(
+    { length: 20 },
+    (_, i) =>
+      `Jan  1 00:00:${String(i).padStart(2, "0")} h sshd[${100 + i}]: Invalid user u from 192.0.2.${i} port 22`,
+  ).join("\n");
+
+  test("by name, by content, in gzip too, and the choice is said", () => {
+    const byName = join(dir, "auth.log.1");
+    writeFileSync(byName, "nothing to see\n");
+    const byContent = join(dir, "host-1.txt");
+    writeFileSync(byContent, `${sshdLines}\n`);
+    const gz = join(dir, "old.2.gz");
+    writeFileSync(gz, gzipSync(`${sshdLines.replaceAll("sshd[", "postfix/smtpd[")}\n`));
+    const other = join(dir, "other.txt");
+    writeFileSync(other, "nothing here either\n");
+    expect(autoSelect([byName])).toEqual([{ filter: "sshd", why: "file name auth.log" }]);
+    expect(autoSelect([byContent])).toEqual([{ filter: "sshd", why: `content of ${byContent}` }]);
+    expect(autoSelect([gz])).toEqual([{ filter: "postfix", why: `content of ${gz}` }]);
+    expect(autoSelect([other, join(dir, "missing.log")])).toEqual([]);
+  });
+
+  test("the CLI says which it chose, and refuses to guess when nothing matches", async () => {
+    const log = join(dir, "auth.log");
+    writeFileSync(log, `${sshdLines}\n`);
+    const r = await runCli(["scan", log, "-o", "json", "--now", "2026-06-01"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("using filter sshd (from the file name auth.log)");
+    expect(JSON.parse(r.stdout).failures).toBe(20);
+    const none = join(dir, "notes.txt");
+    writeFileSync(none, "nothing\n");
+    const bad = await runCli(["scan", none]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("no filter given and none recognised");
+  });
 });

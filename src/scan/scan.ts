@@ -4,7 +4,6 @@
  * processes; results are consumed in order, so memory stays flat whatever the input size.
  */
 import { closeSync, createReadStream, openSync, readSync } from "node:fs";
-import { createGunzip } from "node:zlib";
 import type { IncrementPolicy } from "../jail/increment.ts";
 import type { InputFile, InputProblem } from "../source/inputs.ts";
 import { bytesPerWorker, type ScanChunk, ScanPool } from "./pool.ts";
@@ -294,6 +293,8 @@ async function streamLines(
       stream = rest;
     }
     if (gunzip) {
+      // loaded when a scan needs it: node:zlib costs every other start ~2 ms
+      const { createGunzip } = await import("node:zlib");
       const gz = createGunzip({ chunkSize: 1 << 20 });
       (stream as NodeJS.ReadableStream).pipe(gz);
       (stream as NodeJS.ReadableStream).on("error", (e) => gz.destroy(e as Error));

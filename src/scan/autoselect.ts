@@ -38,7 +38,7 @@ function head(path: string): string {
     const buf = Buffer.allocUnsafe(262144);
     const n = readSync(fd, buf, 0, buf.length, 0);
     const got = buf.subarray(0, n);
-    // node:zlib loaded when a file is gzip (it costs a start ~2 ms)
+    // node:zlib loaded when a file is gzip (it costs every other start time)
     const data =
       got[0] === 0x1f && got[1] === 0x8b
         ? (require("node:zlib") as typeof Zlib).gunzipSync(got, { finishFlush: 2 })

@@ -293,7 +293,7 @@ async function streamLines(
       stream = rest;
     }
     if (gunzip) {
-      // loaded when a scan needs it: node:zlib costs every other start ~2 ms
+      // loaded when a scan needs it: node:zlib costs every other start time
       const { createGunzip } = await import("node:zlib");
       const gz = createGunzip({ chunkSize: 1 << 20 });
       (stream as NodeJS.ReadableStream).pipe(gz);

@@ -218,16 +218,10 @@ export function atomicHosts(src: string): string {
   if (/\\[1-9k]|\(\?\(|\(\?[a-zA-Z-]+[:)]/.test(src)) return src; // back references, conditionals, flags
   let out = src;
   for (const h of hostsInPcre()) {
-    let at = out.indexOf(`${h} `);
-    while (at >= 0) {
-      const next = out[at + h.length + 1];
-      const end = at + h.length;
-      if (next === "*" || next === "?" || next === "{") at = out.indexOf(`${h} `, end);
-      else {
-        out = `${out.slice(0, at)}(?>${h}(?= ))${out.slice(end)}`;
-        at = out.indexOf(`${h} `, end + 10);
-      }
-    }
+    const [first, ...after] = out.split(`${h} `);
+    // each piece follows an "H "; a space made optional (" ?", " *", " {0,1}") is left as it is
+    out =
+      first! + after.map((rest) => (/^[*?{]/.test(rest) ? `${h} ${rest}` : `(?>${h}(?= )) ${rest}`)).join("");
   }
   return out;
 }

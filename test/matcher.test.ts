@@ -96,6 +96,34 @@ describe("matcher", () => {
     expect(inj.failure?.id).toBe("192.0.2.77");
   });
 
+  test("sshd's Failed lines: the user is the name after 'invalid user'; a forged address is never taken", () => {
+    const f = openFilter("sshd", {}, { now: () => NOW });
+    const at = "May  1 10:00:00 h sshd[1]: Failed password for";
+    const cases: Array<[string, string, string]> = [
+      [`${at} invalid user postgres from 192.0.2.1 port 22 ssh2`, "192.0.2.1", "postgres"],
+      [`${at} root from 192.0.2.2 port 22 ssh2`, "192.0.2.2", "root"],
+      [`${at} root from 192.0.2.3 port 22 on 10.0.0.1 ssh2`, "192.0.2.3", "root"],
+      [`${at} root from 192.0.2.4 port 22 ssh2: RSA SHA256:x`, "192.0.2.4", "root"],
+      [`${at} invalid user a b from 192.0.2.5 port 22 ssh2`, "192.0.2.5", "a b"],
+      // names holding a whole forged tail: the address is the one sshd wrote last
+      [
+        `${at} invalid user x from 10.0.0.1 port 1 ssh2 from 192.0.2.6 port 22 ssh2`,
+        "192.0.2.6",
+        "x from 10.0.0.1 port 1 ssh2",
+      ],
+      [
+        `${at} invalid user x from 10.0.0.1 port 1 on from 192.0.2.7 port 22 ssh2`,
+        "192.0.2.7",
+        "x from 10.0.0.1 port 1 on",
+      ],
+      [`${at} x from 10.0.0.1 port 1 from 192.0.2.8 port 22`, "192.0.2.8", "x from 10.0.0.1 port 1"],
+    ];
+    for (const [line, id, user] of cases) {
+      const r = new FilterMatcher(f, { now: () => NOW }).processLine(line);
+      expect([r.failure?.id, r.failure?.fields.user]).toEqual([id, user]);
+    }
+  });
+
   test("IPv6 is normalised, IPv4-mapped IPv6 becomes IPv4", () => {
     const m = filterOf(`description = "t"\nfailregex = ['^ fail from <HOST>$']`);
     expect(m.processLine("May  1 10:00:00 fail from 2001:DB8:0:0::1").failure?.id).toBe("2001:db8::1");

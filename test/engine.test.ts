@@ -115,6 +115,7 @@ function sessionLog(n: number, seed: number): string[] {
     () => `192.0.2.0${rnd(9)}`,
     () => `${"h".repeat(300)}.example`,
     () => `${"d".repeat(70)}.example`,
+    () => ["0.0.0.0", "255.255.255.255", "0.0.0.1", "255.255.255.254"][rnd(4)]!, // the id table's edges
   ];
   const out: string[] = [];
   let t = 0;
@@ -148,6 +149,7 @@ function sessionLog(n: number, seed: number): string[] {
     else if (k === 2) out.push(`${date} ${host} sshd[${pid}]: ${msg.replace("root", "r\u00f6ot")}`);
     else if (k === 3) out.push(`${date} ${host} sshd[${pid}]: \0${msg}`);
     else if (k === 4) out.push(`  ${msg} without a date`);
+    else if (k === 5) out.push(`${date} ${host} sshd[${pid}]: ${msg}\r(a CR inside the line)`);
     else out.push(`${date} ${host} sshd[${pid}]: ${msg}${rnd(40) === 0 ? "\r" : ""}`);
   }
   return out;

@@ -35,6 +35,9 @@ typedef int (*match_fn)(void *code, const unsigned char *subject, size_t length,
 /* The keys the session logic reads (see matcher.ts: INTERNAL, SESSION_KEYS); alt_ keys follow. */
 enum { K_MLFID, K_NOFAIL, K_MLFFORGET, K_MLFGAINED, K_MLFPENDING, K_USER, K_IP4, K_IP6, K_DNS, K_FID };
 
+/* run_feed's flags: the block has NUL bytes, CR bytes */
+enum { B_NUL = 1, B_CR = 2 };
+
 /* run_feed's answers */
 enum { ST_DONE = 0, ST_DAY = 1, ST_LINE = 2, ST_FLUSH = 3 };
 
@@ -101,12 +104,11 @@ typedef struct {
 
 /*
  * The ids of a source (a scan process), numbered once for all its chunk runs: IPv4 ids → their
- * numbers (open addressing; key + 1, 0 empty), and the counter every id of the source is
+ * numbers (open addressing, a slot of 8 bytes holding both: one cache line per look), and the counter every id of the source is
  * numbered by, the ones JavaScript keeps included (ids_next).
  */
 typedef struct {
-  uint64_t *hkey;
-  uint32_t *hval;
+  uint64_t *slot; /* (address << 32) | (number + 1); 0: empty */
   uint32_t hcap, hcount;
   uint32_t nids;
 } Ids;
@@ -245,14 +247,12 @@ Ids *ids_new(void) {
   Ids *x = calloc(1, sizeof(Ids));
   if (!x) return 0;
   x->hcap = 1024;
-  x->hkey = calloc(x->hcap, sizeof(uint64_t));
-  x->hval = calloc(x->hcap, sizeof(uint32_t));
+  x->slot = calloc(x->hcap, sizeof(uint64_t));
   return x;
 }
 
 void ids_free(Ids *x) {
-  free(x->hkey);
-  free(x->hval);
+  free(x->slot);
   free(x);
 }
 
@@ -270,31 +270,25 @@ static uint32_t hash32(uint32_t v) {
 /* The number of an IPv4 id, the next one when it is new (then it equals ids_count before). */
 uint32_t ids_v4(Ids *x, int32_t bits) {
   uint32_t v4 = (uint32_t)bits;
-  uint64_t key = (uint64_t)v4 + 1;
+  uint64_t key = (uint64_t)v4 << 32;
   uint32_t mask = x->hcap - 1;
   uint32_t i = hash32(v4) & mask;
-  while (x->hkey[i]) {
-    if (x->hkey[i] == key) return x->hval[i];
-    i = (i + 1) & mask;
-  }
+  for (uint64_t e; (e = x->slot[i]); i = (i + 1) & mask)
+    if ((e & ~0xffffffffULL) == key) return (uint32_t)e - 1;
   uint32_t n = x->nids++;
-  x->hkey[i] = key;
-  x->hval[i] = n;
+  x->slot[i] = key | ((uint64_t)n + 1);
   if (++x->hcount * 2 > x->hcap) {
     uint32_t cap = x->hcap * 2;
-    uint64_t *hk = calloc(cap, sizeof(uint64_t));
-    uint32_t *hv = calloc(cap, sizeof(uint32_t));
+    uint64_t *slot = calloc(cap, sizeof(uint64_t));
     for (uint32_t j = 0; j < x->hcap; j++) {
-      if (!x->hkey[j]) continue;
-      uint32_t k = hash32((uint32_t)(x->hkey[j] - 1)) & (cap - 1);
-      while (hk[k]) k = (k + 1) & (cap - 1);
-      hk[k] = x->hkey[j];
-      hv[k] = x->hval[j];
+      uint64_t e = x->slot[j];
+      if (!e) continue;
+      uint32_t k = hash32((uint32_t)(e >> 32)) & (cap - 1);
+      while (slot[k]) k = (k + 1) & (cap - 1);
+      slot[k] = e;
     }
-    free(x->hkey);
-    free(x->hval);
-    x->hkey = hk;
-    x->hval = hv;
+    free(x->slot);
+    x->slot = slot;
     x->hcap = cap;
   }
   return n;
@@ -893,12 +887,16 @@ static int syslog_fields(const unsigned char *s, int len, int *out) {
   return 1;
 }
 
+/* (a byte loop: the literals are short, and most differ early) */
 static int starts_with(const unsigned char *p, int n, const unsigned char *lit, int ln) {
-  return n >= ln && memcmp(p, lit, ln) == 0;
+  if (n < ln) return 0;
+  for (int k = 0; k < ln; k++)
+    if (p[k] != lit[k]) return 0;
+  return 1;
 }
 
 /* One filter on one line [s, e): processBytes. 0 done, else ST_DAY or ST_LINE. */
-static int line_filter(Run *r, int fi, const unsigned char *s, const unsigned char *e, int owned) {
+static int line_filter(Run *r, int fi, const unsigned char *s, const unsigned char *e, int owned, int cr) {
   FState *f = &r->f[fi];
   Spec *sp = f->spec;
   int df[5];
@@ -918,7 +916,7 @@ static int line_filter(Run *r, int fi, const unsigned char *s, const unsigned ch
   const unsigned char *cs = off, *ce = e;
   const size_t *pov = 0;
   if (sp->haspref) {
-    int head = sp->hashead && !memchr(off, '\r', (size_t)(e - off));
+    int head = sp->hashead && !(cr && memchr(off, '\r', (size_t)(e - off)));
     Rx *px = head ? &sp->head : &sp->pref;
     int rc = sp->match(px->code, off, (size_t)(e - off), 0, 0, px->md, 0);
     if (rc < 0) {
@@ -1004,10 +1002,11 @@ int engine_need(int len) { return 9 + 2 * (len > max_owned ? len : max_owned); }
 /*
  * The lines of buf[pos, len) (ASCII). `resume`: the first line was started before (counted,
  * `dated` so far), go on at its filter `fi` (a line given back to JavaScript resumes at the
- * next filter). `nul`: the block has NUL bytes somewhere. Returns ST_DONE, or stops before a
+ * next filter). `flags`: what the block holds somewhere (B_NUL, B_CR; a line of a block without
+ * them needs no look for them). Returns ST_DONE, or stops before a
  * filter on a line (info: where, and why) with ST_DAY, ST_LINE or ST_FLUSH.
  */
-int run_feed(Run *r, unsigned char *buf, int len, int pos, int fi, int owned, int nul, int dated,
+int run_feed(Run *r, unsigned char *buf, int len, int pos, int fi, int owned, int flags, int dated,
              int resume) {
   r->dated = dated;
   while (pos < len) {
@@ -1017,7 +1016,7 @@ int run_feed(Run *r, unsigned char *buf, int len, int pos, int fi, int owned, in
     if (stop > pos && buf[stop - 1] == 13) stop--;
     if (!resume) {
       if (owned) r->lines++;
-      if (stop == pos || (nul && memchr(buf + pos, 0, (size_t)(stop - pos)))) {
+      if (stop == pos || ((flags & B_NUL) && memchr(buf + pos, 0, (size_t)(stop - pos)))) {
         if (stop != pos && owned) r->binary++;
         pos = end + 1;
         continue;
@@ -1034,7 +1033,7 @@ int run_feed(Run *r, unsigned char *buf, int len, int pos, int fi, int owned, in
         put_info(r);
         return ST_FLUSH;
       }
-      int st = line_filter(r, fi, buf + pos, buf + stop, owned);
+      int st = line_filter(r, fi, buf + pos, buf + stop, owned, flags & B_CR);
       if (st) {
         r->info[I_POS] = pos;
         r->info[I_FI] = fi;

@@ -148,6 +148,10 @@ const ST_DONE = 0;
 const ST_DAY = 1;
 const ST_FLUSH = 3;
 
+/** run_feed's flags: the block holds NUL bytes, CR bytes (engine.c: B_NUL, B_CR) */
+const B_NUL = 1;
+const B_CR = 2;
+
 const HINTS: Array<HostKind | undefined> = [undefined, "ip4", "ip6", "dns"];
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const MAXK = 24;
@@ -448,14 +452,14 @@ export class EngineRun {
     const L = this.L;
     const info = this.info;
     const base = ptr(buf);
-    const nul = buf.indexOf(0) >= 0 ? 1 : 0;
+    const flags = (buf.indexOf(0) >= 0 ? B_NUL : 0) | (buf.indexOf(13) >= 0 ? B_CR : 0);
     this.owned = owned;
     let pos = 0;
     let fi = 0;
     let dated = 0;
     let resume = 0;
     for (;;) {
-      const st = L.run_feed(this.handle, base, len, pos, fi, owned ? 1 : 0, nul, dated, resume);
+      const st = L.run_feed(this.handle, base, len, pos, fi, owned ? 1 : 0, flags, dated, resume);
       resume = 1;
       if (st === ST_DONE) return;
       // `| 0`: bun:ffi reads an integer argument from a number held as a double wrongly

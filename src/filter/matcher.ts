@@ -199,9 +199,13 @@ const generatedFor = new WeakMap<CompiledFilter, Generated>();
 
 const DICT_PROTO: object = Object.freeze(Object.create(null));
 
-/** Whether the filter's dicts can be built by generated code (generate's `build`, not null). */
+/**
+ * Whether the filter's dicts can be built by generated code (generate's `build`, not null): its
+ * regexes have a numbered form (`fast`, which is then compiled only where it runs).
+ */
 function buildable(filter: CompiledFilter): boolean {
-  return (filter.pref === null || filter.pref.fast !== null) && filter.fail.every((r) => r.fast !== null);
+  const numbered = (r: CompiledRegex) => r.info.numbered !== null;
+  return (filter.pref === null || numbered(filter.pref)) && filter.fail.every(numbered);
 }
 
 /**

@@ -104,8 +104,8 @@ typedef struct {
 
 /*
  * The ids of a source (a scan process), numbered once for all its chunk runs: IPv4 ids → their
- * numbers (open addressing, a slot of 8 bytes holding both: one cache line per look), and the counter every id of the source is
- * numbered by, the ones JavaScript keeps included (ids_next).
+ * numbers (open addressing, an 8-byte slot holding both: one cache line per look), and the
+ * counter every id of the source is numbered by, the ones JavaScript keeps included (ids_next).
  */
 typedef struct {
   uint64_t *slot; /* (address << 32) | (number + 1); 0: empty */
@@ -1003,8 +1003,8 @@ int engine_need(int len) { return 9 + 2 * (len > max_owned ? len : max_owned); }
  * The lines of buf[pos, len) (ASCII). `resume`: the first line was started before (counted,
  * `dated` so far), go on at its filter `fi` (a line given back to JavaScript resumes at the
  * next filter). `flags`: what the block holds somewhere (B_NUL, B_CR; a line of a block without
- * them needs no look for them). Returns ST_DONE, or stops before a
- * filter on a line (info: where, and why) with ST_DAY, ST_LINE or ST_FLUSH.
+ * them needs no look for them). Returns ST_DONE, or stops before a filter on a line (info:
+ * where, and why) with ST_DAY, ST_LINE or ST_FLUSH.
  */
 int run_feed(Run *r, unsigned char *buf, int len, int pos, int fi, int owned, int flags, int dated,
              int resume) {

@@ -6,8 +6,8 @@
  * gives back to JavaScript mid-session), several filters at once, primed chunks, and the
  * executable end to end across a DST change and a year boundary.
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { builtinFilterNames } from "../src/filter/index.ts";
@@ -16,6 +16,10 @@ import { IdTable, IdTranslation } from "../src/scan/ids.ts";
 import { ChunkProcessor, type ChunkResult, type ScanFilterRef } from "../src/scan/process.ts";
 import { authLog } from "./helpers/authlog.ts";
 import { modesOf } from "./helpers/modes.ts";
+
+/** This file's temporary files, removed after its tests. */
+const dir = mkdtempSync(join(tmpdir(), "f2t-engine-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const root = new URL("..", import.meta.url).pathname;
 const NOW = Date.UTC(2026, 5, 1) / 1000;
@@ -227,7 +231,7 @@ describe("native engine = JavaScript path", () => {
       });
 
   test("a filter of the user's own: alt_ groups against the prefregex's, <F-ID>, mlfgained", () => {
-    const file = join(tmpdir(), `fail2ts-engine-${process.pid}.toml`);
+    const file = join(dir, "app.toml");
     writeFileSync(
       file,
       [
@@ -337,7 +341,7 @@ describe("native engine in the executable", () => {
           lines.push(
             `${day} ${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}:0${m % 10} gw sshd[${h * 60 + m}]: Failed password for root from 203.0.113.${(h * 7 + m) % 50} port 22 ssh2`,
           );
-    const file = join(tmpdir(), `fail2ts-engine-${process.pid}.log`);
+    const file = join(dir, "days.log");
     writeFileSync(file, `${lines.join("\n")}\n`);
     // "now" is the real clock: Jan 2 is ahead of it unless today is Jan 1 or 2
     const env = { TZ: "Europe/Berlin" };

@@ -1,10 +1,13 @@
-import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.ts";
+import { TempDirs } from "./helpers/tmp.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "fail2ts-cli-"));
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
+
+const tmp = temps.make("fail2ts-cli-");
 
 describe("the CLI", () => {
   test("--version and --help", async () => {

@@ -1,18 +1,21 @@
 /**
  * `fail2ts convert`: a Fail2ban configuration → fail2ts TOML that validates and behaves the same.
  */
-import { describe, expect, test } from "bun:test";
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
+import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../src/config/load.ts";
 import { loadFail2banConfig } from "../src/fail2ban/config.ts";
 import { convertFail2ban } from "../src/fail2ban/convert.ts";
 import { compileFilter, FilterMatcher, loadFilter } from "../src/filter/index.ts";
 import { runCli } from "./helpers/cli.ts";
+import { TempDirs } from "./helpers/tmp.ts";
+
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
 
 const FIX = join(import.meta.dir, "fixtures", "fail2ban", "basic");
-const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
+const tmp = (p: string) => temps.make(p);
 
 describe("the fixture converted", () => {
   const out = tmp("f2ts-conv-");

@@ -4,9 +4,8 @@
  * every regex. With Debian's fail2ban installed, every filter it ships is resolved exactly as
  * Fail2ban resolves it (Fail2ban's own Python reader is the oracle).
  */
-import { describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { hasConditional, rewriteConditionals } from "../src/fail2ban/cond.ts";
 import { optionsAt } from "../src/fail2ban/definit.ts";
@@ -17,6 +16,10 @@ import { expandTags } from "../src/filter/tags.ts";
 import { compilePyRegex } from "../src/filter/translate.ts";
 import { Fail2tsError } from "../src/util/errors.ts";
 import { runCli } from "./helpers/cli.ts";
+import { TempDirs } from "./helpers/tmp.ts";
+
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
 
 const FIX = join(import.meta.dir, "fixtures", "fail2ban", "basic");
 const TESTD = join(FIX, "filter.d", "testd.conf");
@@ -82,7 +85,7 @@ describe("a filter in filter.d: .conf, NAME.d/*.conf, .local, includes", () => {
 
 describe("a filter file outside filter.d: the file, its includes and its .local only", () => {
   test("read explicitly", () => {
-    const d = mkdtempSync(join(tmpdir(), "f2ts-flt-"));
+    const d = temps.make("f2ts-flt-");
     for (const f of ["testd.conf", "testd.local", "common.conf"])
       copyFileSync(join(FIX, "filter.d", f), join(d, f));
     mkdirSync(join(d, "testd.d"));
@@ -95,7 +98,7 @@ describe("a filter file outside filter.d: the file, its includes and its .local 
 });
 
 describe("errors name the file and line", () => {
-  const d = mkdtempSync(join(tmpdir(), "f2ts-flt-"));
+  const d = temps.make("f2ts-flt-");
   mkdirSync(join(d, "filter.d"));
   const write = (name: string, body: string) => {
     writeFileSync(join(d, "filter.d", name), body);
@@ -144,7 +147,7 @@ describe("errors name the file and line", () => {
 });
 
 test("multi-line filters: prefregex and ignoreregex are not multi-line (as in Fail2ban)", () => {
-  const d = mkdtempSync(join(tmpdir(), "f2ts-ml-"));
+  const d = temps.make("f2ts-ml-");
   const f = join(d, "ml.conf");
   writeFileSync(
     f,
@@ -187,7 +190,7 @@ describe("conditional groups (?(name)yes|no), rewritten for JavaScript", () => {
 });
 
 test("regex-test runs a Fail2ban filter file", async () => {
-  const d = mkdtempSync(join(tmpdir(), "f2ts-rt-"));
+  const d = temps.make("f2ts-rt-");
   const log = join(d, "t.log");
   writeFileSync(
     log,

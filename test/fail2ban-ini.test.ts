@@ -2,18 +2,21 @@
  * Fail2ban's configuration syntax as fail2ts reads it: Python configparser rules, includes,
  * interpolation, tag substitution, `name[key=value]` options, times.
  */
-import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { IniCache, IniSet, parseIni } from "../src/fail2ban/ini.ts";
 import { str2seconds } from "../src/fail2ban/seconds.ts";
 import { extractOptions, splitWithOptions, substituteRecursiveTags } from "../src/fail2ban/tags.ts";
 import { flat, type Text, text } from "../src/fail2ban/text.ts";
 import type { Fail2tsError } from "../src/util/errors.ts";
+import { TempDirs } from "./helpers/tmp.ts";
+
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
 
 function dir(files: Record<string, string>): string {
-  const d = mkdtempSync(join(tmpdir(), "f2ts-ini-"));
+  const d = temps.make("f2ts-ini-");
   for (const [name, body] of Object.entries(files)) {
     mkdirSync(join(d, name, ".."), { recursive: true });
     writeFileSync(join(d, name), body);

@@ -4,9 +4,8 @@
  * commands with every ban value quoted. With Debian's fail2ban installed, `fail2ban-client -d`
  * (which only prints the configuration) is the oracle.
  */
-import { describe, expect, test } from "bun:test";
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
+import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createAction } from "../src/action/registry.ts";
 import { ConfigError, loadConfig } from "../src/config/load.ts";
@@ -14,12 +13,16 @@ import { isFail2banDir, loadFail2banConfig } from "../src/fail2ban/config.ts";
 import { readFail2banJails } from "../src/fail2ban/jail.ts";
 import { protectTags, shellContexts } from "../src/fail2ban/shell.ts";
 import { runCli } from "./helpers/cli.ts";
+import { TempDirs } from "./helpers/tmp.ts";
+
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
 
 const FIX = join(import.meta.dir, "fixtures", "fail2ban", "basic");
 const QUIET = { debug() {}, info() {}, warn() {}, error() {} };
 
 function copyFixture(extra: Record<string, string> = {}): string {
-  const d = mkdtempSync(join(tmpdir(), "f2ts-jail-"));
+  const d = temps.make("f2ts-jail-");
   cpSync(FIX, d, { recursive: true });
   for (const [f, body] of Object.entries(extra)) writeFileSync(join(d, f), body);
   return d;
@@ -246,7 +249,7 @@ describe.skipIf(!existsSync(join(DEBIAN, "jail.conf")))("Debian's /etc/fail2ban"
   test.skipIf(!Bun.which("fail2ban-client"))(
     "every jail enabled: filters and numbers as `fail2ban-client -d` prints them",
     () => {
-      const d = mkdtempSync(join(tmpdir(), "f2ts-deb-"));
+      const d = temps.make("f2ts-deb-");
       cpSync(DEBIAN, d, { recursive: true });
       writeFileSync(join(d, "jail.local"), "[DEFAULT]\nenabled = true\n");
       const p = Bun.spawnSync(["fail2ban-client", "-c", d, "-d"], { stdout: "pipe", stderr: "pipe" });

@@ -5,12 +5,15 @@
  * Debian's fail2ban is installed, else test/fixtures/fail2ban/debian-like.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Subprocess, spawn, spawnSync } from "bun";
 import { binary, syslogDate, until } from "./e2e/daemon-helpers.ts";
 import { Netns, requireFirewall } from "./helpers/netns.ts";
+import { TempDirs } from "./helpers/tmp.ts";
+
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
 
 const SOURCE = existsSync("/etc/fail2ban/jail.conf")
   ? "/etc/fail2ban"
@@ -23,7 +26,7 @@ afterAll(async () => {
 
 /** A copy of the configuration with only the paths a test needs changed (log, socket, database). */
 function setup(): { dir: string; conf: string; log: string; sock: string; daemonLog: string } {
-  const dir = mkdtempSync(join(tmpdir(), "f2ts-f2b-ns-"));
+  const dir = temps.make("f2ts-f2b-ns-");
   const conf = join(dir, "fail2ban");
   cpSync(SOURCE, conf, { recursive: true });
   const log = join(dir, "auth.log");

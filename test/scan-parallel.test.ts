@@ -3,9 +3,8 @@
  * report as one in-process pass (lines, failures, bans, times), whatever the blocks, the
  * encodings (ASCII, UTF-8, CRLF) and the line lengths.
  */
-import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { runMain } from "../src/cli/main.ts";
@@ -14,8 +13,12 @@ import { startWorkers } from "../src/scan/pool.ts";
 import { guidedRanges } from "../src/scan/ranges.ts";
 import { runScan, type ScanOptions, type ScanReport } from "../src/scan/scan.ts";
 import { expandInputs } from "../src/source/inputs.ts";
+import { TempDirs } from "./helpers/tmp.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "fail2ts-scanpar-"));
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
+
+const tmp = temps.make("fail2ts-scanpar-");
 const NOW = Date.UTC(2026, 5, 1) / 1000;
 
 function log(lines: number, seed: number, extra: (i: number) => string | null = () => null): string {
@@ -180,7 +183,7 @@ describe("workers started ahead of a scan", () => {
 });
 
 test("workers compile the filter the scan loaded: its file is not read again", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "fail2ts-spec-"));
+  const dir = temps.make("fail2ts-spec-");
   const file = join(dir, "mine.toml");
   writeFileSync(file, `failregex = ['^\\s*\\S+ sshd\\[\\d+\\]: Invalid user \\S+ from <HOST> port \\d+$']\n`);
   const path = join(dir, "auth.log");

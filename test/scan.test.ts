@@ -2,15 +2,18 @@
  * `fail2ts scan` end to end: a log with a known attack schedule must give exactly the expected
  * bans; rotated sets, gzip, stdin, journal exports, bad input.
  */
-import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { autoSelect } from "../src/scan/autoselect.ts";
 import { ROOT, runCli } from "./helpers/cli.ts";
+import { TempDirs } from "./helpers/tmp.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "fail2ts-scan-"));
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
+
+const tmp = temps.make("fail2ts-scan-");
 const T0 = Date.UTC(2026, 4, 1, 12, 0, 0) / 1000; // 2026-05-01 12:00:00 UTC
 const NOW = String(Date.UTC(2026, 5, 1) / 1000);
 
@@ -243,7 +246,7 @@ describe("scan", () => {
 });
 
 describe("filters chosen from the files", () => {
-  const dir = mkdtempSync(join(tmpdir(), "fail2ts-auto-"));
+  const dir = temps.make("fail2ts-auto-");
   const sshdLines = Array.from(
     { length: 20 },
     (_, i) =>

@@ -7,8 +7,7 @@
  * executable end to end across a DST change and a year boundary.
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { builtinFilterNames } from "../src/filter/index.ts";
 import { engineOrigin } from "../src/scan/engine.ts";
@@ -16,10 +15,11 @@ import { IdTable, IdTranslation } from "../src/scan/ids.ts";
 import { ChunkProcessor, type ChunkResult, type ScanFilterRef } from "../src/scan/process.ts";
 import { authLog } from "./helpers/authlog.ts";
 import { modesOf } from "./helpers/modes.ts";
+import { TempDirs } from "./helpers/tmp.ts";
 
-/** This file's temporary files, removed after its tests. */
-const dir = mkdtempSync(join(tmpdir(), "f2t-engine-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
+const dir = temps.make("f2t-engine-");
 
 const root = new URL("..", import.meta.url).pathname;
 const NOW = Date.UTC(2026, 5, 1) / 1000;

@@ -31,6 +31,7 @@ typedef int (*match_fn)(void *code, const unsigned char *subject, size_t length,
 #define MLFID_TTL 300.0
 #define NBUCKET 4096
 #define NDAYS (12 * 31)
+#define MAXNAMES 32
 
 /* The keys the session logic reads (see matcher.ts: INTERNAL, SESSION_KEYS); alt_ keys follow. */
 enum { K_MLFID, K_NOFAIL, K_MLFFORGET, K_MLFGAINED, K_MLFPENDING, K_USER, K_IP4, K_IP6, K_DNS, K_FID };
@@ -90,6 +91,10 @@ typedef struct {
   Rx pref;
   int hashead;
   Rx head; /* the prefregex without its closing content group (see spec_head) */
+  int fast; /* the head is the syslog prefix fast_head reads (see spec_fast) */
+  int fgrouped, ftail, fn;
+  unsigned char *fname[MAXNAMES];
+  int32_t flen[MAXNAMES];
   int ncontent;
   int32_t content[8];
   int nfail;
@@ -212,6 +217,28 @@ void spec_head(Spec *s, void *code, void *md, void *ov) {
   s->head.code = code;
   s->head.md = md;
   s->head.ov = ov;
+}
+
+/*
+ * The head is the syslog prefix of src/filter/syslog-head.ts: the daemon's names as
+ * [n][len, bytes]..., whether the prefix is group 1, whether sshd's "error: " tail follows.
+ */
+void spec_fast(Spec *s, unsigned char *names, int grouped, int tail) {
+  int32_t n, len;
+  memcpy(&n, names, 4);
+  if (n < 1 || n > MAXNAMES) return;
+  unsigned char *q = names + 4;
+  for (int k = 0; k < n; k++) {
+    memcpy(&len, q, 4);
+    s->fname[k] = malloc(len + 1);
+    memcpy(s->fname[k], q + 4, len);
+    s->flen[k] = len;
+    q += 4 + len;
+  }
+  s->fn = n;
+  s->fgrouped = grouped;
+  s->ftail = tail;
+  s->fast = 1;
 }
 
 void spec_fail(Spec *s, int i, void *code, void *md, void *ov, int32_t *prog, int plen,
@@ -895,6 +922,74 @@ static int starts_with(const unsigned char *p, int n, const unsigned char *lit, 
   return 1;
 }
 
+/* PCRE2's \s (no UCP): space, \t \n \v \f \r. */
+static int blank(int c) { return c == ' ' || (c >= 9 && c <= 13); }
+
+/*
+ * The head of a filter whose prefregex opens with the syslog prefix (spec_fast), read without
+ * PCRE2 on the usual shapes of line: " host daemon[pid]: ", or " host " and another daemon's
+ * tag (then sshd's "error: "/"fatal: ", "PAM: "), at least one character after. Fills the
+ * ovector as PCRE2 does and returns 1, or returns 0 for any other shape (PCRE2 reads it). Why
+ * it is PCRE2's match: src/filter/syslog-head.ts.
+ */
+static int fast_head(const Spec *sp, const unsigned char *p, int n, size_t *ov) {
+  int i = 0;
+  if (n > 0 && p[0] == '[') return 0; /* "[]" */
+  while (i < n && blank(p[i])) i++;
+  if (i >= n || p[i] == '<') return 0; /* <facility.level> */
+  while (i < n && !blank(p[i])) i++;   /* host */
+  if (i >= n) return 0;
+  while (i < n && blank(p[i])) i++;
+  if (i >= n) return 0;
+  int c = p[i];
+  if (c == '[' || c == '(' || c == ':' || c == '@' || starts_with(p + i, n - i, (const unsigned char *)"kernel:", 7))
+    return 0;
+  int k = 0;
+  while (k < sp->fn && !starts_with(p + i, n - i, sp->fname[k], sp->flen[k])) k++;
+  if (k < sp->fn) {
+    /* the daemon, "[pid]:", blanks */
+    i += sp->flen[k];
+    if (i >= n || p[i] != '[') return 0;
+    int d = ++i;
+    while (i < n && p[i] >= '0' && p[i] <= '9') i++;
+    if (i == d || i + 1 >= n || p[i] != ']' || p[i + 1] != ':') return 0;
+    i += 2;
+    if (i >= n || !blank(p[i])) return 0;
+    while (i < n && blank(p[i])) i++;
+    if (i >= n || p[i] == '[') return 0; /* [ID n x] */
+  } /* else another daemon's line: the prefix ends at its tag */
+  int prefix = i;
+  if (sp->ftail && (starts_with(p + i, n - i, (const unsigned char *)"error: ", 7) ||
+                    starts_with(p + i, n - i, (const unsigned char *)"fatal: ", 7))) {
+    i += 7;
+    if (starts_with(p + i, n - i, (const unsigned char *)"PAM: ", 5)) i += 5;
+  }
+  if (i >= n || p[i] == '\n' || p[i] == '\r') return 0; /* (?=[^\n\r]) */
+  ov[0] = 0;
+  ov[1] = (size_t)i;
+  if (sp->fgrouped) {
+    ov[2] = 0;
+    ov[3] = (size_t)prefix;
+  }
+  return 1;
+}
+
+/*
+ * The head of a line as line_filter runs it, for tests: PCRE2's answer, or fast_head's when
+ * `fast` and it takes the line (out[3]). out: rc, match end, prefix group end (-1: none).
+ */
+int head_probe(Spec *sp, const unsigned char *p, int n, int fast, double *out) {
+  if (!sp->hashead) return out[0] = -100;
+  size_t *ov = sp->head.ov;
+  int took = fast && sp->fast && fast_head(sp, p, n, ov);
+  int rc = took ? 1 : sp->match(sp->head.code, p, (size_t)n, 0, 0, sp->head.md, 0);
+  out[0] = rc;
+  out[3] = took;
+  out[1] = rc >= 0 ? (double)ov[1] : -1;
+  out[2] = rc >= 0 && sp->fgrouped ? (double)ov[3] : -1;
+  return rc;
+}
+
 /* One filter on one line [s, e): processBytes. 0 done, else ST_DAY or ST_LINE. */
 static int line_filter(Run *r, int fi, const unsigned char *s, const unsigned char *e, int owned, int cr) {
   FState *f = &r->f[fi];
@@ -918,7 +1013,9 @@ static int line_filter(Run *r, int fi, const unsigned char *s, const unsigned ch
   if (sp->haspref) {
     int head = sp->hashead && !(cr && memchr(off, '\r', (size_t)(e - off)));
     Rx *px = head ? &sp->head : &sp->pref;
-    int rc = sp->match(px->code, off, (size_t)(e - off), 0, 0, px->md, 0);
+    int rc = head && sp->fast && fast_head(sp, off, (int)(e - off), px->ov)
+                 ? 1
+                 : sp->match(px->code, off, (size_t)(e - off), 0, 0, px->md, 0);
     if (rc < 0) {
       if (rc != NO_MATCH) return ST_LINE;
       goto done;

@@ -16,7 +16,8 @@ import { join } from "node:path";
 import type { CompiledFilter } from "../filter/index.ts";
 import type { Identity } from "../filter/matcher.ts";
 import { candidateTable, LEAN_KEYS, type NativeEntry, namedGroups, nativeForm } from "../filter/matcher.ts";
-import { jitMatchAddress, nativeHead } from "../filter/native.ts";
+import { jitMatchAddress, nativeHead, pcreSource } from "../filter/native.ts";
+import { syslogHead } from "../filter/syslog-head.ts";
 import { Fail2tsError } from "../util/errors.ts";
 import { type HostKind, parseIPv4 } from "../util/ip.ts";
 import source from "./engine.c" with { type: "text" };
@@ -31,6 +32,8 @@ const SYMBOLS = {
   spec_new: { args: [P, I, I], returns: P },
   spec_pref: { args: [P, P, P, P, P, I], returns: V },
   spec_head: { args: [P, P, P, P], returns: V },
+  spec_fast: { args: [P, P, I, I], returns: V },
+  head_probe: { args: [P, P, I, I, P], returns: I },
   spec_fail: { args: [P, I, P, P, P, P, I, P, I], returns: V },
   spec_cands: { args: [P, P, P, I], returns: V },
   spec_hour: { args: [P, I, I, I, D, I], returns: V },
@@ -254,7 +257,15 @@ function makeSpec(filter: CompiledFilter, L: Lib): Spec | null {
       content.length === 1 && pref.info.numbered !== null
         ? nativeHead(pref.info.numbered, pref.re.flags.replace("u", ""), pref.info, content[0]!)
         : null;
-    if (head !== null) L.spec_head(handle, head.code, head.md, head.ovp);
+    if (head !== null) {
+      L.spec_head(handle, head.code, head.md, head.ovp);
+      const flags = pref.re.flags.replace("u", "");
+      const fast = syslogHead(pcreSource(pref.info.numbered!, flags, pref.info), flags);
+      if (fast !== null) {
+        const names = litBlob(fast.daemons); // copied by spec_fast
+        L.spec_fast(handle, ptr(names), fast.grouped ? 1 : 0, fast.errorTail ? 1 : 0);
+      }
+    }
   }
   form.fail.forEach((e: NativeEntry, i) => {
     const prog = program(filter, i, keyOf);
@@ -284,6 +295,24 @@ function makeSpec(filter: CompiledFilter, L: Lib): Spec | null {
   const flat = Int32Array.from(list.length ? list : [0]);
   L.spec_cands(handle, ptr(start), ptr(flat), flat.length);
   return { handle, filter, keys, form };
+}
+
+/**
+ * For tests: the head of the prefregex (see spec_head) on `text` (ASCII, no CR), as PCRE2 reads
+ * it, or as fast_head does when `fast` and it takes the text (`took`); null when the engine
+ * has no head for this filter. `end`: where the content starts; `prefix`: where group 1 ends.
+ */
+export function headProbe(
+  filter: CompiledFilter,
+  text: Buffer,
+  fast: boolean,
+): { rc: number; end: number; prefix: number; took: boolean } | null {
+  const L = engine();
+  const spec = L === null ? null : specFor(filter, L);
+  if (L === null || spec === null) return null;
+  const out = new Float64Array(4);
+  if (L.head_probe(spec.handle, ptr(text), text.length, fast ? 1 : 0, ptr(out)) === -100) return null;
+  return { rc: out[0]!, end: out[1]!, prefix: out[2]!, took: out[3] === 1 };
 }
 
 /** The date table's hours of one day: base times where the hour is plain (3600 s of wall time). */

@@ -423,10 +423,23 @@ static void dict_del(Dict *d, int k) {
   else d->v[k].set = 0;
 }
 
+/*
+ * Sessions a run ended with, kept for the process's next run (a scan process runs chunk after
+ * chunk): freed, their pages went back to the system and came again, zeroed, one page fault
+ * each (1000 sessions of 1.7 KB per filter and chunk; 1M-line auth.log: ~2,300 faults).
+ */
+#define SPARE_MAX 4096
+static Sess *spare;
+static int nspare;
+
 static Sess *sess_alloc(FState *f) {
   Sess *e = f->pool;
   if (e) f->pool = e->hnext;
-  else e = malloc(sizeof(Sess));
+  else if (spare) {
+    e = spare;
+    spare = e->hnext;
+    nspare--;
+  } else e = malloc(sizeof(Sess));
   int nk = f->spec->nk;
   for (int k = 0; k < nk; k++) e->d.v[k] = (Val){0, 0, 0, 0};
   e->d.user0 = (Val){0, 0, 0, 0};
@@ -459,7 +472,11 @@ void run_free(Run *r) {
     if (f->dead) sess_free(f, f->dead);
     for (Sess *e = f->pool; e;) {
       Sess *n = e->hnext;
-      free(e);
+      if (nspare < SPARE_MAX) {
+        e->hnext = spare;
+        spare = e;
+        nspare++;
+      } else free(e);
       e = n;
     }
   }

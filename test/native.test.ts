@@ -207,3 +207,19 @@ test("a chunk handed over as bytes (gzip, stdin) gives what its text gives, lead
     expect(got).toEqual(want);
   }
 });
+
+test("a processor that reuses its failure arrays gives each run's failures as a fresh one does", () => {
+  const lines = authLog(6000).split("\n");
+  // chunks of different sizes: the arrays grow, then a smaller run writes over a bigger one's
+  const chunks = [lines.slice(0, 3000), lines.slice(3000, 3100), lines.slice(3100)].map(
+    (c) => `${c.join("\n")}\n`,
+  );
+  const fresh = new ChunkProcessor([{ ref: "sshd", jail: "j" }], NOW);
+  const reusing = new ChunkProcessor([{ ref: "sshd", jail: "j" }], NOW, true);
+  chunks.forEach((text, seq) => {
+    const want = fresh.processBytes(seq, Buffer.from(text, "latin1"), 0, false);
+    const got = reusing.processBytes(seq, Buffer.from(text, "latin1"), 0, false);
+    expect(got.times.length).toBeGreaterThan(0);
+    expect(got).toEqual(want);
+  });
+});

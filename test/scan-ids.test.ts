@@ -249,6 +249,23 @@ describe("frames", () => {
       for (const f of got) expect(f.payload.byteOffset % 8).toBe(0);
     }
   });
+
+  test("result frames built in the reused buffer are the fresh ones, result after result", () => {
+    const src = new SourceIds();
+    const many = Array.from({ length: 3000 }, (_, i) => `10.0.${i >> 8}.${i & 255}`);
+    const results = [
+      chunk(src, ["192.0.2.1", "2001:db8::1", "192.0.2.1"]),
+      chunk(src, [...many, "häßlich-ünicode", "x\ny"], 1), // grows the buffer; an id sent as a string
+      chunk(src, ["192.0.2.7"], 2), // smaller than the buffer
+    ];
+    results[1]!.times[5] = 1005.25; // f64 times
+    for (const r of results) {
+      const fresh = resultFrame(r);
+      const reused = resultFrame(r, true);
+      expect(reused.byteOffset).toBe(0);
+      expect(Buffer.from(reused).equals(Buffer.from(fresh))).toBe(true);
+    }
+  });
 });
 
 describe("JailCore on numbered ids", () => {

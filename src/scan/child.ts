@@ -59,21 +59,31 @@ const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
  * 8-byte aligned in the frame: the receiver reads the f64 times in place, without a copy.
  */
 export function frame(header: object, payload: Uint8Array[] = []): Uint8Array {
-  const h = encoder.encode(JSON.stringify(header));
-  const hl = (h.length + 7) & ~7;
   const plen = payload.reduce((s, p) => s + p.length, 0);
-  const out = new Uint8Array(8 + hl + plen);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, hl, true);
-  out.set(h, 4);
-  out.fill(0x20, 4 + h.length, 4 + hl);
-  dv.setUint32(4 + hl, plen, true);
-  let at = 8 + hl;
+  const { out, at: start } = frameOf(header, plen, null);
+  let at = start;
   for (const p of payload) {
     out.set(p, at);
     at += p.length;
   }
   return out;
+}
+
+/**
+ * A frame with its header written and room for `plen` payload bytes (from `at`, 8-byte
+ * aligned), at the start of `space` when it is given and big enough, else new.
+ */
+function frameOf(header: object, plen: number, space: Uint8Array | null): { out: Uint8Array; at: number } {
+  const h = encoder.encode(JSON.stringify(header));
+  const hl = (h.length + 7) & ~7;
+  const size = 8 + hl + plen;
+  const out = space !== null && space.length >= size ? space.subarray(0, size) : new Uint8Array(size);
+  const dv = new DataView(out.buffer, out.byteOffset);
+  dv.setUint32(0, hl, true);
+  out.set(h, 4);
+  out.fill(0x20, 4 + h.length, 4 + hl);
+  dv.setUint32(4 + hl, plen, true);
+  return { out, at: 8 + hl };
 }
 
 /**
@@ -148,9 +158,16 @@ export class FrameReader {
   }
 }
 
-/** The frame of a result. */
-export function resultFrame(r: ChunkResult): Uint8Array {
+/** The child's result frames are built here, one at a time (each is written out before the next). */
+let resultSpace: Uint8Array | null = null;
+
+/**
+ * The frame of a result. `reuse`: in the buffer of the previous one (grown when needed), valid
+ * until the next call: fresh frames were a few hundred page faults each.
+ */
+export function resultFrame(r: ChunkResult, reuse = false): Uint8Array {
   const { idIndex, times, filters, ids, ...rest } = r;
+  const n = times.length;
   const kinds = new Uint8Array(ids.length);
   const v4: number[] = [];
   const others: string[] = [];
@@ -165,37 +182,44 @@ export function resultFrame(r: ChunkResult): Uint8Array {
   const encoded = encodeIds(others);
   // narrower arrays when they hold the values: half the bytes to pipe and for the parent to
   // hold (a 5 GB scan: its peak RSS is 10 MB lower)
-  const t = wholeSeconds(times) ? new Uint32Array(times) : times;
-  const x = rest.idBase + ids.length <= 0x10000 ? new Uint16Array(idIndex) : idIndex;
+  const timeBytes = wholeSeconds(times) ? 4 : 8;
+  const idBytes = rest.idBase + ids.length <= 0x10000 ? 2 : 4;
   const header: ResultHeader = {
     type: "result",
     ...rest,
-    failures: times.length,
-    timeBytes: t.BYTES_PER_ELEMENT as 4 | 8,
-    idBytes: x.BYTES_PER_ELEMENT as 2 | 4,
+    failures: n,
+    timeBytes,
+    idBytes,
     newCount: ids.length,
     v4Count: v4.length,
     ...(encoded ? {} : { ids: others }),
   };
+  const encodedBytes = encoded ? encoded.byteLength : 0;
+  const plen = n * (timeBytes + idBytes + 1) + 4 * v4.length + encodedBytes + ids.length;
+  if (reuse && (resultSpace === null || resultSpace.length < 4096 + plen))
+    resultSpace = new Uint8Array(Math.max(4096 + plen, 2 * (resultSpace?.length ?? 0)));
+  const { out, at: start } = frameOf(header, plen, reuse ? resultSpace : null);
   // widest first: every array stays aligned in the payload
-  return frame(header, [
-    bytesOf(t),
-    bytesOf(Uint32Array.from(v4)),
-    ...(encoded ? [bytesOf(encoded)] : []),
-    bytesOf(x),
-    filters,
-    kinds,
-  ]);
+  const buf = out.buffer;
+  let at = out.byteOffset + start;
+  (timeBytes === 4 ? new Uint32Array(buf, at, n) : new Float64Array(buf, at, n)).set(times);
+  at += n * timeBytes;
+  new Uint32Array(buf, at, v4.length).set(v4);
+  at += 4 * v4.length;
+  if (encoded) new Uint32Array(buf, at, encoded.length).set(encoded);
+  at += encodedBytes;
+  (idBytes === 2 ? new Uint16Array(buf, at, n) : new Uint32Array(buf, at, n)).set(idIndex);
+  at += n * idBytes;
+  const bytes = new Uint8Array(buf);
+  bytes.set(filters, at);
+  bytes.set(kinds, at + n);
+  return out;
 }
 
 /** Whether every time is a whole number of seconds that a u32 holds. */
 function wholeSeconds(times: Float64Array): boolean {
   for (let k = 0; k < times.length; k++) if (times[k] !== times[k]! >>> 0) return false;
   return true;
-}
-
-function bytesOf(a: Float64Array | Uint32Array | Uint16Array): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
 /** A result as a child sends it: `idIndex` holds the child's id numbers, the new ids come with it. */
@@ -283,7 +307,7 @@ export function runChild(): never {
     const m = f.header;
     if (m.type === "init") {
       try {
-        proc = new ChunkProcessor(m.refs, m.now);
+        proc = new ChunkProcessor(m.refs, m.now, true);
       } catch (err) {
         writeAll(frame({ type: "error", seq: -1, message: (err as Error).message } satisfies ErrorHeader));
       }
@@ -303,7 +327,7 @@ export function runChild(): never {
         result = proc.processBytes(m.seq, data, m.primeBytes, m.journal);
         result.bytes = m.bytes;
       }
-      writeAll(resultFrame(result));
+      writeAll(resultFrame(result, true));
     } catch (err) {
       writeAll(frame({ type: "error", seq: m.seq, message: (err as Error).message } satisfies ErrorHeader));
     }

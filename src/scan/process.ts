@@ -96,6 +96,17 @@ export function journalRecord(line: string): JournalLine | null {
 
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
+/** A run's failures: id numbers, times, filter indexes (grown as needed, see ChunkRun.reserve). */
+interface Records {
+  idIndex: Uint32Array;
+  times: Float64Array;
+  filters: Uint8Array;
+}
+
+function newRecords(): Records {
+  return { idIndex: new Uint32Array(1024), times: new Float64Array(1024), filters: new Uint8Array(1024) };
+}
+
 /**
  * The state of one chunk being scanned: one FilterMatcher per filter (the chunk's sessions) and
  * the counts and failures so far. Text comes in pieces of whole lines, in order.
@@ -111,9 +122,6 @@ export class ChunkRun {
   private last: number | null = null;
   private readonly perFilter: number[];
   private count = 0;
-  private idIndex = new Uint32Array(1024);
-  private times = new Float64Array(1024);
-  private filters = new Uint8Array(1024);
 
   /**
    * The native engine (engine.ts) when it can take these filters: it runs the ASCII lines and
@@ -129,6 +137,8 @@ export class ChunkRun {
     /** The ids of this run's source, numbered for all its runs. */
     private readonly source: SourceIds = new SourceIds(),
     ip6Hosts: Map<string, Host | null> = new Map(),
+    /** Where the failures go (the processor's own when it reuses them, see ChunkProcessor). */
+    private readonly rec: Records = newRecords(),
   ) {
     this.journal = journal;
     source.begin();
@@ -171,9 +181,10 @@ export class ChunkRun {
   records(ids: Uint32Array, times: Float64Array, filters: Uint8Array): void {
     const n = ids.length;
     this.reserve(this.count + n);
-    this.idIndex.set(ids, this.count);
-    this.times.set(times, this.count);
-    this.filters.set(filters, this.count);
+    const rec = this.rec;
+    rec.idIndex.set(ids, this.count);
+    rec.times.set(times, this.count);
+    rec.filters.set(filters, this.count);
     this.count += n;
   }
 
@@ -195,25 +206,28 @@ export class ChunkRun {
 
   /** Room for `n` failures in all. */
   private reserve(n: number): void {
-    if (n <= this.times.length) return;
-    let size = this.times.length * 2;
+    const rec = this.rec;
+    if (n <= rec.times.length) return;
+    let size = rec.times.length * 2;
     while (size < n) size *= 2;
+    const count = this.count;
     const grow = <T extends Uint32Array | Float64Array | Uint8Array>(a: T): T => {
       const b = new (a.constructor as new (n: number) => T)(size);
-      b.set(a);
+      b.set(a.subarray(0, count));
       return b;
     };
-    this.idIndex = grow(this.idIndex);
-    this.times = grow(this.times);
-    this.filters = grow(this.filters);
+    rec.idIndex = grow(rec.idIndex);
+    rec.times = grow(rec.times);
+    rec.filters = grow(rec.filters);
   }
 
   private append(k: number, time: number, filter: number): void {
     const n = this.count++;
-    if (n === this.times.length) this.reserve(n + 1);
-    this.idIndex[n] = k;
-    this.times[n] = time;
-    this.filters[n] = filter;
+    const rec = this.rec;
+    if (n === rec.times.length) this.reserve(n + 1);
+    rec.idIndex[n] = k;
+    rec.times[n] = time;
+    rec.filters[n] = filter;
   }
 
   /**
@@ -334,7 +348,9 @@ export class ChunkRun {
     }
     const n = this.count;
     const { idBase, ids } = this.source.take();
-    // views: a run is over once finished, its arrays are the result's
+    // views: a run is over once finished, its arrays are the result's (until the processor's
+    // next run, when it reuses them)
+    const rec = this.rec;
     return {
       seq,
       lines: this.lines,
@@ -345,9 +361,9 @@ export class ChunkRun {
       perFilter: this.perFilter,
       ids,
       idBase,
-      idIndex: this.idIndex.subarray(0, n),
-      times: this.times.subarray(0, n),
-      filters: this.filters.subarray(0, n),
+      idIndex: rec.idIndex.subarray(0, n),
+      times: rec.times.subarray(0, n),
+      filters: rec.filters.subarray(0, n),
       first: this.first,
       last: this.last,
     };
@@ -362,11 +378,20 @@ export class ChunkProcessor {
   private journalFilters: CompiledFilter[] | null = null;
   /** The ids of all this processor's runs (see SourceIds). */
   private readonly ids: SourceIds;
+  /** The failure arrays every run writes to, when they are reused. */
+  private readonly records: Records | null;
 
+  /**
+   * `reuse`: every run writes its failures to the same arrays, so a result's arrays hold until
+   * the next run starts (a scan child, which sends each result before the next: fresh arrays
+   * per chunk were a few hundred page faults each).
+   */
   constructor(
     private readonly refs: readonly ScanFilterRef[],
     private readonly now: number,
+    reuse = false,
   ) {
+    this.records = reuse ? newRecords() : null;
     this.filters = refs.map((r) =>
       r.spec ? compileFilter(r.spec, { now: () => now }) : openFilter(r.ref, {}, { now: () => now }),
     );
@@ -389,6 +414,7 @@ export class ChunkProcessor {
       this.now,
       this.ids,
       this.ip6Hosts,
+      this.records ?? newRecords(),
     );
   }
 

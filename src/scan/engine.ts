@@ -253,14 +253,13 @@ function makeSpec(filter: CompiledFilter, L: Lib): Spec | null {
     const r = form.pref.rx;
     L.spec_pref(handle, r.code, r.md, r.ovp, ptr(content), content.length);
     const pref = filter.pref!;
+    const flags = pref.re.flags.replace("u", "");
+    const numbered = pref.info.numbered;
     const head =
-      content.length === 1 && pref.info.numbered !== null
-        ? nativeHead(pref.info.numbered, pref.re.flags.replace("u", ""), pref.info, content[0]!)
-        : null;
+      content.length === 1 && numbered !== null ? nativeHead(numbered, flags, pref.info, content[0]!) : null;
     if (head !== null) {
       L.spec_head(handle, head.code, head.md, head.ovp);
-      const flags = pref.re.flags.replace("u", "");
-      const fast = syslogHead(pcreSource(pref.info.numbered!, flags, pref.info), flags);
+      const fast = syslogHead(pcreSource(numbered!, flags, pref.info), flags);
       if (fast !== null) {
         const names = litBlob(fast.daemons); // copied by spec_fast
         L.spec_fast(handle, ptr(names), fast.grouped ? 1 : 0, fast.errorTail ? 1 : 0);

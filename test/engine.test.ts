@@ -6,14 +6,15 @@
  * gives back to JavaScript mid-session), several filters at once, primed chunks, and the
  * executable end to end across a DST change and a year boundary.
  */
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { afterAll, describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { builtinFilterNames } from "../src/filter/index.ts";
 import { engineOrigin } from "../src/scan/engine.ts";
 import { IdTable, IdTranslation } from "../src/scan/ids.ts";
 import { ChunkProcessor, type ChunkResult, type ScanFilterRef } from "../src/scan/process.ts";
 import { authLog } from "./helpers/authlog.ts";
+import { engineKinds, restoreEngineAfterEach } from "./helpers/engines.ts";
 import { modesOf } from "./helpers/modes.ts";
 import { TempDirs } from "./helpers/tmp.ts";
 
@@ -25,23 +26,9 @@ const root = new URL("..", import.meta.url).pathname;
 const NOW = Date.UTC(2026, 5, 1) / 1000;
 const BIN = process.env.FAIL2TS_BIN ?? join(root, "dist/fail2ts");
 
-/** The engines to hold to JavaScript: TinyCC's always, the C compiler's when it was built. */
-function builtFresh(): boolean {
-  try {
-    return (
-      statSync(join(root, "dist/engine.so")).mtimeMs >= statSync(join(root, "src/scan/engine.c")).mtimeMs
-    );
-  } catch {
-    return false;
-  }
-}
-const KINDS = builtFresh() ? ["so", "tcc"] : ["tcc"];
-
-const saved = process.env.FAIL2TS_ENGINE;
-afterEach(() => {
-  if (saved === undefined) delete process.env.FAIL2TS_ENGINE;
-  else process.env.FAIL2TS_ENGINE = saved;
-});
+/** The engines to hold to JavaScript. */
+const KINDS = engineKinds();
+restoreEngineAfterEach();
 
 interface Piece {
   data: string;

@@ -5,32 +5,14 @@
  * prefix group ends. Held to PCRE2 on generated prefixes built from the parts of the regex and
  * their near misses, for every filter it applies to, with both builds of the engine.
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import { statSync } from "node:fs";
-import { join } from "node:path";
+import { describe, expect, test } from "bun:test";
 import { builtinFilterNames, compileFilter, loadFilter } from "../src/filter/index.ts";
 import { pcreSource } from "../src/filter/native.ts";
 import { daemonNames, syslogHead } from "../src/filter/syslog-head.ts";
 import { headProbe } from "../src/scan/engine.ts";
+import { engineKinds, restoreEngineAfterEach } from "./helpers/engines.ts";
 
-const root = new URL("..", import.meta.url).pathname;
-
-/** The engines to check: TinyCC's always, the C compiler's when it was built from this source. */
-function kinds(): string[] {
-  try {
-    const fresh =
-      statSync(join(root, "dist/engine.so")).mtimeMs >= statSync(join(root, "src/scan/engine.c")).mtimeMs;
-    return fresh ? ["so", "tcc"] : ["tcc"];
-  } catch {
-    return ["tcc"];
-  }
-}
-
-const saved = process.env.FAIL2TS_ENGINE;
-afterEach(() => {
-  if (saved === undefined) delete process.env.FAIL2TS_ENGINE;
-  else process.env.FAIL2TS_ENGINE = saved;
-});
+restoreEngineAfterEach();
 
 function headOf(name: string) {
   const filter = compileFilter(loadFilter(name));
@@ -167,7 +149,7 @@ describe("syslogHead", () => {
   });
 });
 
-describe.each(kinds())("the %s engine's fast_head", (kind) => {
+describe.each(engineKinds())("the %s engine's fast_head", (kind) => {
   const names = builtinFilterNames().filter((n) => headOf(n).head !== null);
 
   test("applies to sshd and the other filters with a list of daemon names", () => {
